@@ -63,7 +63,8 @@ def flatten_fun(fun: Callable[..., Any], in_tree: PyTreeDef,
 
 
 def normalize_argnums(argnums: int | Sequence[int], nargs: int, name: str) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = (argnums,) if isinstance(argnums, int) else (
+        tuple(argnums) if isinstance(argnums, (tuple, list)) else ())
     if not nums or not all(isinstance(i, int) for i in nums):
         raise FxValueError(f"{name}: argnums must be an int or a non-empty tuple of ints, "
                            f"got {argnums!r}")

@@ -88,7 +88,7 @@ def check_grads(f: Callable[..., Any], args: Sequence[Any], order: int = 2,
     >>> import fxgrad.numpy as fnp
     >>> check_grads(lambda x: fnp.sin(x) * x, (0.7,), order=2)
     """
-    args = tuple(np.asarray(a) if not hasattr(a, "aval") else a for a in args)
+    args = tree_map(lambda a: a if hasattr(a, "aval") else np.asarray(a), tuple(args))
     eps, tol = _tolerances(args, eps, tol)
     rng = np.random.default_rng(seed)
     for mode in modes:

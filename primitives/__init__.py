@@ -1,3 +1,7 @@
 """The primitive catalogue, installed as `fxgrad.primitives`: one module per family,
 each primitive followed by its rules (numpy implementation, shape rule, JVP rule,
 transpose rule where linear)."""
+from fxgrad.primitives import dot, reduce  # noqa: F401
+from fxgrad.primitives import arith, logic, unary  # noqa: F401
+from fxgrad.primitives import indexing, shape  # noqa: F401
+from fxgrad.primitives import control  # noqa: F401

@@ -10,13 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
-from fxgrad.interpreters.evaluation import impl_rules
+from fxgrad.interpreters.evaluation import def_impl, impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.primitives.common import (binary_shape, check_float, coerce, elementwise,
                                       unbroadcast)
+from fxgrad.primitives.logic import eq, gt, select
 
 
 def _to_shape(t: Any, shape: tuple[int, ...]) -> Any:
@@ -152,3 +154,117 @@ def _neg_jvp(primals: Any, tangents: Any) -> Any:
 @def_transpose(neg_p)
 def _neg_transpose(ct: Any, x: Any) -> Any:
     return [neg(ct)]
+
+
+def _max_weight(x: Any, y: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """1 where x wins a max, 0 where y wins, 0.5 at ties (both get half the tangent)."""
+    ones, halves, zeros = (np.full(shape, v, dtype) for v in (1.0, 0.5, 0.0))
+    return select(gt(x, y), ones, select(eq(x, y), halves, zeros))
+
+
+def _weighted_jvp(x_dot: Any, y_dot: Any, x_weight: Any) -> Any:
+    """x_dot * x_weight + y_dot * (1 - x_weight), skipping Zero tangents."""
+    t = Zero(aval_of(x_weight))
+    if not is_zero(x_dot):
+        t = mul(x_dot, x_weight)
+    if not is_zero(y_dot):
+        dy = mul(y_dot, sub(1.0, x_weight))
+        t = dy if is_zero(t) else add(t, dy)
+    return t
+
+
+max_p = elementwise("max", np.maximum, 2, floats_only=False)
+
+
+def max(x: Any, y: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the builtin here)
+    """Elementwise maximum (NaN-propagating, as np.maximum)."""
+    return max_p.bind(*coerce(x, y))
+
+
+@def_jvp(max_p)
+def _max_jvp(primals: Any, tangents: Any) -> Any:
+    (x, y), (x_dot, y_dot) = primals, tangents
+    out = max(x, y)
+    weight = _max_weight(x, y, _shape(out), aval_of(out).dtype)
+    return out, _weighted_jvp(x_dot, y_dot, weight)
+
+
+min_p = elementwise("min", np.minimum, 2, floats_only=False)
+
+
+def min(x: Any, y: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the builtin here)
+    """Elementwise minimum (NaN-propagating, as np.minimum)."""
+    return min_p.bind(*coerce(x, y))
+
+
+@def_jvp(min_p)
+def _min_jvp(primals: Any, tangents: Any) -> Any:
+    (x, y), (x_dot, y_dot) = primals, tangents
+    out = min(x, y)
+    weight = _max_weight(y, x, _shape(out), aval_of(out).dtype)   # x wins a min where y > x
+    return out, _weighted_jvp(x_dot, y_dot, weight)
+
+
+pow_p = elementwise("pow", np.power, 2, floats_only=True)
+
+
+def pow(x: Any, y: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the builtin here)
+    """x ** y elementwise, for floating-point x and y."""
+    return pow_p.bind(*coerce(x, y))
+
+
+def _log_or_zero_at_zero(x: Any) -> Any:
+    """log(x), with x == 0 replaced by 1 so the y-derivative at x == 0 is 0, not NaN."""
+    from fxgrad.primitives.unary import log
+    return log(select(eq(x, 0.0), np.ones(_shape(x), aval_of(x).dtype), x))
+
+
+@def_jvp(pow_p)
+def _pow_jvp(primals: Any, tangents: Any) -> Any:
+    (x, y), (x_dot, y_dot) = primals, tangents
+    out = pow(x, y)
+    t = Zero(aval_of(out))
+    if not is_zero(x_dot):   # d(x^y)/dx = y x^(y-1)
+        t = mul(mul(y, pow(x, sub(y, 1.0))), x_dot)
+    if not is_zero(y_dot):   # d(x^y)/dy = log(x) x^y
+        dy = mul(mul(_log_or_zero_at_zero(x), out), y_dot)
+        t = dy if is_zero(t) else add(t, dy)
+    return out, _to_shape(t, _shape(out))
+
+
+integer_pow_p = Primitive("integer_pow")
+
+
+@def_impl(integer_pow_p)
+def _integer_pow_impl(x: np.ndarray, *, y: int) -> np.ndarray:
+    if y == 0:
+        return np.ones(x.shape, x.dtype)
+    return np.power(x, y)
+
+
+def _integer_pow_shape(x: ShapedArray, *, y: int) -> ShapedArray:
+    if not isinstance(y, int) or isinstance(y, bool):
+        raise FxTypeError(f"integer_pow: the exponent must be a Python int, got {y!r}; "
+                          "use pow for non-integer exponents")
+    if y < 0:
+        check_float(integer_pow_p, x)
+    return x
+
+
+shape_rules[integer_pow_p] = _integer_pow_shape
+
+
+def integer_pow(x: Any, y: int) -> Any:
+    """x ** y for a static integer exponent y (negative y needs floating-point x)."""
+    return integer_pow_p.bind(x, y=int(y) if isinstance(y, np.integer) else y)
+
+
+@def_jvp(integer_pow_p)
+def _integer_pow_jvp(primals: Any, tangents: Any, *, y: int) -> Any:
+    (x,), (x_dot,) = primals, tangents
+    out = integer_pow(x, y)
+    if y == 0:
+        return out, Zero(aval_of(out))
+    if y == 1:
+        return out, x_dot
+    return out, mul(mul(integer_pow(x, y - 1), float(y)), x_dot)

@@ -1,0 +1,37 @@
+"""Global switches, read from the environment at import and changeable at run time.
+
+>>> from fxgrad import config
+>>> config.update("disable_jit", True); config.disable_jit
+True
+>>> config.update("disable_jit", False)
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Config:
+    """`disable_jit` (FXGRAD_DISABLE_JIT): run jitted functions as plain Python.
+    `jit_simplify` (FXGRAD_JIT_SIMPLIFY, default on): simplify programs before lowering.
+    `log_compiles` (FXGRAD_LOG_COMPILES): log each compilation with its cause and time.
+    `cache_dir` (FXGRAD_CACHE_DIR): the on-disk compile cache; None for the default."""
+
+    def __init__(self) -> None:
+        self.disable_jit = _env_flag("FXGRAD_DISABLE_JIT")
+        self.jit_simplify = os.environ.get("FXGRAD_JIT_SIMPLIFY", "1") != "0"
+        self.log_compiles = _env_flag("FXGRAD_LOG_COMPILES")
+        self.cache_dir: str | None = os.environ.get("FXGRAD_CACHE_DIR") or None
+
+    def update(self, name: str, value: Any) -> None:
+        if not hasattr(self, name):
+            raise AttributeError(f"unknown fxgrad config option {name!r}; "
+                                 f"known: {', '.join(vars(self))}")
+        setattr(self, name, value)
+
+
+config = Config()

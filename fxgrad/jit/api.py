@@ -1,0 +1,188 @@
+"""`fx.jit`: trace once per signature, lower to numba, call native code.
+
+A call flattens the arguments, looks up the entry for their signature (pytree
+structure, shapes, dtypes, static argument values) and calls its compiled kernel.
+A missing entry is made by tracing the function abstractly, simplifying the program
+(unless `config.jit_simplify` is off), lowering it to source and compiling that
+through the cache. Under another transformation (tracer arguments) the cached program
+is *inlined*: evaluated on the tracers, so `grad(jit(f))` differentiates the same
+program the kernel runs, and `jit(jit(f))` simply traces through the inner one.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from fxgrad.api_util import as_input, normalize_argnums, trace_flat
+from fxgrad.config import config
+from fxgrad.core.errors import FxValueError, api_boundary
+from fxgrad.core.ir import ClosedProgram, Program
+from fxgrad.core.trace import Tracer
+from fxgrad.interpreters.evaluation import eval_program
+from fxgrad.jit.cache import load_kernel, recompile_in_memory
+from fxgrad.jit.lowering import lower_program
+from fxgrad.tree_util import PyTreeDef, tree_flatten, tree_unflatten
+
+log = logging.getLogger("fxgrad.jit")
+
+
+class Entry(NamedTuple):
+    program: Program
+    consts: list[Any]
+    out_tree: PyTreeDef
+    source: str
+    kernel_args: tuple[Any, ...]     # prepared constants then literals
+    out_dtypes: tuple[np.dtype, ...]
+    kernel: list[Callable[..., Any]]  # one-element list: replaced if the disk cache fails
+
+
+def _prepare(x: Any) -> Any:
+    arr = np.asarray(x)
+    return arr[()] if arr.ndim == 0 else np.ascontiguousarray(arr)
+
+
+class Lowered:
+    """What `jit(f).lower(*args)` returns: the program and the generated source."""
+
+    def __init__(self, entry: Entry):
+        self.entry = entry
+
+    @property
+    def program(self) -> ClosedProgram:
+        return ClosedProgram(self.entry.program, self.entry.consts)
+
+    def as_text(self) -> str:
+        return self.entry.source
+
+
+class JitFunction:
+    """A function compiled to native code per argument signature."""
+
+    def __init__(self, fun: Callable[..., Any], static_argnums: Sequence[int],
+                 static_argnames: Sequence[str], donate_argnums: Sequence[int]):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = tuple(static_argnames)
+        self.donate_argnums = tuple(donate_argnums)
+        self._entries: dict[Any, Entry] = {}
+
+    def _split(self, args: tuple[Any, ...], kwargs: dict) -> tuple[Any, list[Any], PyTreeDef, tuple[Any, ...]]:
+        statics = normalize_argnums(self.static_argnums, len(args), "jit") if self.static_argnums else ()
+        static_vals = tuple(args[i] for i in statics)
+        static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in statics)
+        dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        flat, tree = tree_flatten((dyn_args, dyn_kw))
+        flat = [as_input(x, "a jit argument") for x in flat]
+        avals = tuple((x.shape, x.dtype) for x in flat)
+        key = (tree, avals, _hashable(static_vals), _hashable(static_kw), statics)
+        return key, flat, tree, statics
+
+    def _trace(self, flat: list[Any], tree: PyTreeDef, args: tuple[Any, ...], kwargs: dict,
+               statics: tuple[int, ...]) -> tuple[Program, list[Any], PyTreeDef]:
+        def dyn_fun(dyn_args: tuple[Any, ...], dyn_kw: dict) -> Any:
+            it = iter(dyn_args)
+            full = [args[i] if i in statics else next(it) for i in range(len(args))]
+            static_kw = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+            return self.fun(*full, **dyn_kw, **static_kw)
+
+        program, consts, store = trace_flat(dyn_fun, flat, tree, concrete=False)
+        if config.jit_simplify:
+            from fxgrad.simplify import simplify_program
+            program, consts = simplify_program(program, consts)
+        return program, consts, store.tree  # type: ignore[return-value]
+
+    def _entry(self, args: tuple[Any, ...], kwargs: dict) -> tuple[Entry, list[Any]]:
+        key, flat, tree, statics = self._split(args, kwargs)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = self._compile(flat, tree, args, kwargs, statics)
+        return entry, flat
+
+    def _compile(self, flat: list[Any], tree: PyTreeDef, args: tuple[Any, ...], kwargs: dict,
+                 statics: tuple[int, ...]) -> Entry:
+        start = time.perf_counter()
+        program, consts, out_tree = self._trace(flat, tree, args, kwargs, statics)
+        kernel = lower_program(program)
+        prepared = tuple(_prepare(c) for c in consts) + tuple(kernel.literals)
+        entry = Entry(program, consts, out_tree, kernel.source, prepared,
+                      tuple(v.aval.dtype for v in program.outvars),
+                      [load_kernel(kernel.source)])
+        if config.log_compiles:
+            log.warning("fxgrad.jit: traced and lowered %s for %s in %.3f s",
+                        getattr(self.fun, "__name__", "fun"),
+                        [f"{x.dtype}{list(x.shape)}" for x in flat], time.perf_counter() - start)
+        return entry
+
+    @api_boundary
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if config.disable_jit:
+            return self.fun(*args, **kwargs)
+        entry, flat = self._entry(args, kwargs)
+        if any(isinstance(x, Tracer) for x in flat):
+            outs = eval_program(entry.program, [*entry.consts, *flat])
+        else:
+            outs = _run(entry, [_prepare(x) for x in flat])
+        return tree_unflatten(entry.out_tree, outs)
+
+    @api_boundary
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        """The program and generated source this function runs for these arguments."""
+        return Lowered(self._entry(args, kwargs)[0])
+
+
+def _run(entry: Entry, flat: list[Any]) -> list[Any]:
+    kernel_args = (*entry.kernel_args[:len(entry.consts)], *flat,
+                   *entry.kernel_args[len(entry.consts):])
+    try:
+        outs = entry.kernel[0](*kernel_args)
+    except (EOFError, OSError, ValueError, ImportError) as err:
+        if not _is_cache_failure(err):
+            raise
+        entry.kernel[0] = recompile_in_memory(entry.source)
+        outs = entry.kernel[0](*kernel_args)
+    return [o if isinstance(o, np.ndarray) else np.asarray(o, dt)
+            for o, dt in zip(outs, entry.out_dtypes)]
+
+
+def _is_cache_failure(err: Exception) -> bool:
+    import warnings
+    text = repr(err).lower()
+    if any(w in text for w in ("pickle", "cache", "index", "eof", "truncated")):
+        warnings.warn(f"fxgrad: cached machine code failed to load ({err!r}); recompiling",
+                      RuntimeWarning, stacklevel=4)
+        return True
+    return False
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        raise FxValueError(f"jit: static arguments must be hashable, got {value!r}; "
+                           "pass tuples instead of lists, or make it a dynamic argument") from None
+    return value
+
+
+def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = ()) -> Any:
+    """Compile `fun` to native code with numba, once per argument signature.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp
+    >>> f = fx.jit(lambda x: fnp.sum(fnp.sin(x) ** 2))
+    >>> float(f(fnp.zeros(3)))
+    0.0
+    """
+    as_tuple = lambda v: (v,) if isinstance(v, (int, str)) else tuple(v)  # noqa: E731
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums,
+                                 static_argnames=static_argnames, donate_argnums=donate_argnums)
+    if not callable(fun):
+        raise FxValueError(f"jit expects a function, got {type(fun).__name__}")
+    return JitFunction(fun, as_tuple(static_argnums), as_tuple(static_argnames),
+                       as_tuple(donate_argnums))

@@ -1,0 +1,265 @@
+"""Lowering: a program becomes the Python source of one numba-compiled function.
+
+`lowering_rules` (owned here) maps each primitive to one of two kinds of rule:
+
+* `Elementwise(expr)`: `expr(ctx, *operand_exprs, **params) -> str`, a scalar
+  expression. Runs of elementwise equations over one shape are *fused*: they become
+  a single loop over the flat index, and only values needed outside the run are
+  stored to arrays.
+* `Statement(emit)`: `emit(ctx, *operand_names, **params)` writes statements that
+  assign `ctx.outs` using numba-supported numpy (and loops). `scan` lowers this way,
+  its body lowered recursively inside a native `for` loop.
+
+Rank-0 values are numba scalars; arrays are always C-contiguous. Float literals are
+hoisted into kernel parameters, so programs differing only in constant values
+produce the same source and share compiled code.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from fxgrad.core.errors import FxTypeError
+from fxgrad.core.ir import Eqn, Literal, Program, ShapedArray, Var
+
+
+class Elementwise(NamedTuple):
+    expr: Callable[..., str]
+
+
+class Statement(NamedTuple):
+    emit: Callable[..., None]
+
+
+lowering_rules: dict[Any, Elementwise | Statement] = {}
+
+
+def def_elementwise_lowering(prim: Any) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    """Register `rule(ctx, *operand_exprs, **params) -> scalar expression` for `prim`."""
+    def register(rule: Callable[..., str]) -> Callable[..., str]:
+        lowering_rules[prim] = Elementwise(rule)
+        return rule
+    return register
+
+
+def def_lowering(prim: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register `rule(ctx, *operand_names, **params)` emitting statements for `prim`."""
+    def register(rule: Callable[..., None]) -> Callable[..., None]:
+        lowering_rules[prim] = Statement(rule)
+        return rule
+    return register
+
+
+def np_dtype(dtype: Any) -> str:
+    """The numba-visible spelling of a dtype, e.g. 'np.float64'."""
+    return f"np.{np.dtype(dtype).name}"
+
+
+class Kernel(NamedTuple):
+    source: str          # module source defining `kernel`
+    num_literals: int
+    literals: list[Any]  # hoisted float literal values, in parameter order
+
+
+class Builder:
+    """Accumulates the lines of the kernel; names values; hoists literals."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.indent = 1
+        self.counter = 0
+        self.literals: list[Any] = []
+        self.literal_names: list[str] = []
+
+    def fresh(self, prefix: str = "v") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.indent + line)
+
+    @contextlib.contextmanager
+    def indented(self) -> Iterator[None]:
+        self.indent += 1
+        try:
+            yield
+        finally:
+            self.indent -= 1
+
+    def literal(self, lit: Literal) -> str:
+        value = lit.val
+        if value.dtype.kind == "f":
+            name = f"lit{len(self.literals)}"
+            self.literals.append(value)
+            self.literal_names.append(name)
+            return name
+        if value.dtype.kind == "b":
+            return "True" if bool(value) else "False"
+        return f"{np_dtype(value.dtype)}({value.item()!r})"
+
+
+class Ctx:
+    """What a lowering rule sees: operand/output avals, output names, the builder."""
+
+    def __init__(self, builder: Builder, eqn: Eqn, outs: list[str]):
+        self.builder = builder
+        self.in_avals = [a.aval for a in eqn.inputs]
+        self.out_avals = [v.aval for v in eqn.outputs]
+        self.outs = outs
+
+    @property
+    def out_aval(self) -> ShapedArray:
+        return self.out_avals[0]
+
+    def emit(self, line: str) -> None:
+        self.builder.emit(line)
+
+    def fresh(self, prefix: str = "t") -> str:
+        return self.builder.fresh(prefix)
+
+    def indented(self) -> Any:
+        return self.builder.indented()
+
+    def const(self, value: Any, dtype: Any) -> str:
+        """A typed scalar constant expression."""
+        return f"{np_dtype(dtype)}({np.asarray(value).item()!r})"
+
+    def lower_program(self, program: Program, in_names: Sequence[str]) -> list[str]:
+        return lower_into(self.builder, program, in_names)
+
+
+def _rule(eqn: Eqn) -> Elementwise | Statement:
+    rule = lowering_rules.get(eqn.prim)
+    if rule is None:
+        raise FxTypeError(f"jit: primitive '{eqn.prim.name}' has no numba lowering yet; "
+                          "call the function without fx.jit")
+    return rule
+
+
+def _fusible(eqn: Eqn) -> bool:
+    if not isinstance(_rule(eqn), Elementwise):
+        return False
+    shape = eqn.outputs[0].aval.shape
+    return shape != () and all(a.aval.shape in (shape, ()) for a in eqn.inputs)
+
+
+def lower_into(builder: Builder, program: Program, in_names: Sequence[str]) -> list[str]:
+    """Emit statements computing `program`; return the names/exprs of its outputs."""
+    env: dict[int, str] = {id(v): n for v, n in zip(program.invars, in_names)}
+    uses = _uses_after(program)
+    run: list[tuple[int, Eqn]] = []
+    for index, eqn in enumerate(program.eqns):
+        if _fusible(eqn) and (not run or run[0][1].outputs[0].aval.shape
+                              == eqn.outputs[0].aval.shape):
+            run.append((index, eqn))
+            continue
+        _flush(builder, run, env, uses)
+        run = []
+        if _fusible(eqn):
+            run.append((index, eqn))
+        else:
+            _lower_eqn(builder, eqn, env)
+    _flush(builder, run, env, uses)
+    return [_read(builder, env, v) for v in program.outvars]
+
+
+def _uses_after(program: Program) -> dict[int, int]:
+    """id(var) -> index of its last use (len(eqns) for program outputs)."""
+    last: dict[int, int] = {}
+    for index, eqn in enumerate(program.eqns):
+        for a in eqn.inputs:
+            if isinstance(a, Var):
+                last[id(a)] = index
+    for v in program.outvars:
+        if isinstance(v, Var):
+            last[id(v)] = len(program.eqns)
+    return last
+
+
+def _read(builder: Builder, env: dict[int, str], atom: Any) -> str:
+    if isinstance(atom, Literal):
+        return builder.literal(atom)
+    return env[id(atom)]
+
+
+def _lower_eqn(builder: Builder, eqn: Eqn, env: dict[int, str]) -> None:
+    rule = _rule(eqn)
+    outs = [builder.fresh() for _ in eqn.outputs]
+    ins = [_read(builder, env, a) for a in eqn.inputs]
+    ctx = Ctx(builder, eqn, outs)
+    if isinstance(rule, Elementwise):   # rank-0: a plain scalar statement
+        builder.emit(f"{outs[0]} = {rule.expr(ctx, *ins, **eqn.params)}")
+    else:
+        rule.emit(ctx, *ins, **eqn.params)
+    env.update((id(v), n) for v, n in zip(eqn.outputs, outs))
+
+
+def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
+           uses: dict[int, int]) -> None:
+    """Emit one fused loop for a run of elementwise equations of one shape."""
+    if not run:
+        return
+    last_index = run[-1][0]
+    shape = run[0][1].outputs[0].aval.shape
+    size = int(np.prod(shape))
+    stored = [eqn.outputs[0] for _, eqn in run if uses.get(id(eqn.outputs[0]), -1) > last_index]
+    flat: dict[int, str] = {}
+    for v in stored:
+        env[id(v)] = builder.fresh()
+        builder.emit(f"{env[id(v)]} = np.empty({shape!r}, {np_dtype(v.aval.dtype)})")
+    local = dict(env)
+    loads = _loop_inputs(builder, run, local, flat, shape)
+    for v in stored:
+        flat[id(v)] = builder.fresh("f")
+        builder.emit(f"{flat[id(v)]} = {env[id(v)]}.reshape({size})")
+    builder.emit(f"for i in range({size}):")
+    with builder.indented():
+        for name, src in loads:
+            builder.emit(f"{name} = {src}[i]")
+        for _, eqn in run:
+            _emit_fused(builder, eqn, local)
+        for v in stored:
+            builder.emit(f"{flat[id(v)]}[i] = {local[id(v)]}")
+
+
+def _loop_inputs(builder: Builder, run: list[tuple[int, Eqn]], local: dict[int, str],
+                 flat: dict[int, str], shape: tuple[int, ...]) -> list[tuple[str, str]]:
+    """Flat views of array operands defined outside the run; their per-element names."""
+    produced = {id(eqn.outputs[0]) for _, eqn in run}
+    loads = []
+    for _, eqn in run:
+        for a in eqn.inputs:
+            if isinstance(a, Var) and a.aval.shape == shape and id(a) not in produced \
+                    and id(a) not in flat:
+                view, elem = builder.fresh("f"), builder.fresh("e")
+                builder.emit(f"{view} = {local[id(a)]}.reshape({int(np.prod(shape))})")
+                flat[id(a)] = view
+                loads.append((elem, view))
+                local[id(a)] = elem
+    return loads
+
+
+def _emit_fused(builder: Builder, eqn: Eqn, local: dict[int, str]) -> None:
+    rule = lowering_rules[eqn.prim]
+    name = builder.fresh("s")
+    ins = [_read(builder, local, a) for a in eqn.inputs]
+    ctx = Ctx(builder, eqn, [name])
+    builder.emit(f"{name} = {rule.expr(ctx, *ins, **eqn.params)}")  # type: ignore[union-attr]
+    local[id(eqn.outputs[0])] = name
+
+
+def lower_program(program: Program) -> Kernel:
+    """The source of `kernel(*inputs, *literals)` computing `program`'s outputs."""
+    builder = Builder()
+    in_names = [f"in{i}" for i in range(len(program.invars))]
+    outs = lower_into(builder, program, in_names)
+    outs = [f"np.copy({o})" if o in in_names and v.aval.shape else o
+            for o, v in zip(outs, program.outvars)]
+    builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    params = ", ".join(in_names + builder.literal_names)
+    header = ["import math", "import numpy as np", "from numba import njit", "",
+              "", "@njit(cache=True, nogil=True)", f"def kernel({params}):"]
+    source = "\n".join(header + builder.lines) + "\n"
+    return Kernel(source, len(builder.literals), builder.literals)

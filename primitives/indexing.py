@@ -1,0 +1,265 @@
+"""Indexing: static slices, padding, and gather / scatter-add along one axis.
+
+slice and pad are each other's transposes: slicing picks a strided box out of an
+array and padding puts an array back into a box of zeros (interior padding fills
+the gaps a stride leaves). gather is `np.take(x, indices, axis, mode="clip")`; its
+transpose adds every cotangent entry back at the index it was taken from, which is
+scatter_add (`np.add.at` on a copy), whose transpose is in turn a gather. Indices
+are integer arrays and are never differentiated.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fxgrad.core.errors import FxTypeError
+from fxgrad.core.ir import ShapedArray, aval_of
+from fxgrad.core.trace import Primitive, Tracer
+from fxgrad.interpreters.evaluation import def_impl, impl_rules
+from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, linear_jvp
+from fxgrad.interpreters.transpose import def_transpose, is_undefined
+from fxgrad.primitives.common import coerce
+from fxgrad.primitives.shape import (as_int, as_operand, canonical_axis, def_shape_rule,
+                                     int_tuple)
+
+
+# ---------------------------------------------------------------- slice
+
+slice_p = Primitive("slice")
+
+
+def static_slice(x: Any, start_indices: Sequence[int], limit_indices: Sequence[int],
+                 strides: Sequence[int] | None = None) -> Any:
+    """`x[start:limit:stride, ...]` with one non-negative start/limit/stride per axis."""
+    start = int_tuple(start_indices, "slice: start_indices")
+    limit = int_tuple(limit_indices, "slice: limit_indices")
+    steps = None if strides is None else int_tuple(strides, "slice: strides")
+    if steps is not None and all(k == 1 for k in steps):
+        steps = None
+    return slice_p.bind(as_operand(x), start_indices=start, limit_indices=limit,
+                        strides=steps)
+
+
+def _slices(start: Sequence[int], limit: Sequence[int], strides: Sequence[int] | None
+            ) -> tuple[slice, ...]:
+    strides = strides or (1,) * len(start)
+    return tuple(slice(s, l, k) for s, l, k in zip(start, limit, strides))
+
+
+@def_impl(slice_p)
+def _slice_impl(x: np.ndarray, start_indices: tuple[int, ...], limit_indices: tuple[int, ...],
+                strides: tuple[int, ...] | None) -> np.ndarray:
+    return x[_slices(start_indices, limit_indices, strides)].copy()
+
+
+@def_shape_rule(slice_p)
+def _slice_shape(x: ShapedArray, start_indices: tuple[int, ...], limit_indices: tuple[int, ...],
+                 strides: tuple[int, ...] | None) -> ShapedArray:
+    steps = strides or (1,) * x.ndim
+    where = (f"operand shape {x.shape}, start_indices {start_indices}, limit_indices "
+             f"{limit_indices}, strides {strides}")
+    if not len(start_indices) == len(limit_indices) == len(steps) == x.ndim:
+        raise FxTypeError(f"slice: need one start, limit and stride per dimension; got {where}")
+    if any(not 0 <= s <= l <= n for s, l, n in zip(start_indices, limit_indices, x.shape)):
+        raise FxTypeError(f"slice: need 0 <= start <= limit <= size in every dimension; "
+                          f"got {where}")
+    if any(k < 1 for k in steps):
+        raise FxTypeError(f"slice: strides must be positive; got {where}")
+    sizes = [-(-(l - s) // k) for s, l, k in zip(start_indices, limit_indices, steps)]
+    return ShapedArray(sizes, x.dtype)
+
+
+linear_jvp(slice_p)
+
+
+@def_transpose(slice_p)
+def _slice_transpose(ct: Any, x: Any, start_indices: tuple[int, ...],
+                     limit_indices: tuple[int, ...], strides: tuple[int, ...] | None) -> Any:
+    steps = strides or (1,) * x.aval.ndim
+    config = []
+    for n, s, k, m in zip(x.aval.shape, start_indices, steps, aval_of(ct).shape):
+        used = m + (m - 1) * (k - 1) if m else 0     # extent of the picked elements
+        config.append((s, n - s - used, k - 1))
+    return [pad(ct, 0, tuple(config))]
+
+
+# ---------------------------------------------------------------- pad
+
+pad_p = Primitive("pad")
+
+
+def pad(x: Any, padding_value: Any, padding_config: Sequence[Sequence[int]]) -> Any:
+    """`x` with (lo, hi, interior) elements of the scalar `padding_value` added per axis."""
+    x, padding_value = coerce(x, padding_value)
+    config = tuple(int_tuple(c, "pad: padding_config") for c in padding_config)
+    return pad_p.bind(x, padding_value, padding_config=config)
+
+
+def _interior_slices(shape: Sequence[int], config: Sequence[Sequence[int]]) -> tuple[slice, ...]:
+    """Where the operand's elements sit inside the padded array."""
+    return tuple(slice(lo, n - hi, interior + 1) for n, (lo, hi, interior) in zip(shape, config))
+
+
+def _pad_impl(x: np.ndarray, padding_value: np.ndarray,
+              padding_config: tuple[tuple[int, int, int], ...]) -> np.ndarray:
+    shape = _padded_shape(x.shape, padding_config)
+    out = np.full(shape, padding_value, x.dtype)
+    out[_interior_slices(shape, padding_config)] = x
+    return out
+
+
+impl_rules[pad_p] = _pad_impl
+
+
+def _padded_shape(shape: Sequence[int], config: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    return tuple(lo + hi + n + max(n - 1, 0) * interior
+                 for n, (lo, hi, interior) in zip(shape, config))
+
+
+@def_shape_rule(pad_p)
+def _pad_shape(x: ShapedArray, padding_value: ShapedArray,
+               padding_config: tuple[tuple[int, ...], ...]) -> ShapedArray:
+    where = f"operand shape {x.shape}, padding_config {padding_config}"
+    if padding_value.shape != () or padding_value.dtype != x.dtype:
+        raise FxTypeError(f"pad: padding_value must be a scalar of the operand's dtype "
+                          f"{x.dtype.name}, got {padding_value.str_short()}; {where}")
+    if len(padding_config) != x.ndim or any(len(c) != 3 for c in padding_config):
+        raise FxTypeError(f"pad: need one (lo, hi, interior) triple per dimension; got {where}")
+    if any(v < 0 for c in padding_config for v in c):
+        raise FxTypeError(f"pad: padding amounts must be non-negative; got {where}")
+    return ShapedArray(_padded_shape(x.shape, padding_config), x.dtype)
+
+
+@def_jvp(pad_p)
+def _pad_jvp(primals: Any, tangents: Any, padding_config: Any) -> Any:
+    (x, padding_value), (x_dot, value_dot) = primals, tangents
+    out = pad(x, padding_value, padding_config)
+    if is_zero(value_dot):
+        return out, pad(x_dot, 0, padding_config)
+    return out, pad(instantiate(x_dot), value_dot, padding_config)
+
+
+@def_transpose(pad_p)
+def _pad_transpose(ct: Any, x: Any, padding_value: Any, padding_config: Any) -> Any:
+    shape = aval_of(ct).shape
+    starts = [lo for lo, _, _ in padding_config]
+    limits = [n - hi for n, (_, hi, _) in zip(shape, padding_config)]
+    strides = [interior + 1 for _, _, interior in padding_config]
+    ct_x = static_slice(ct, starts, limits, strides)
+    ct_value = None
+    if is_undefined(padding_value):
+        ct_value = _sum_outside(ct, ct_x, padding_value.aval)
+    return [ct_x if is_undefined(x) else None, ct_value]
+
+
+def _sum_outside(ct: Any, ct_inside: Any, value_aval: ShapedArray) -> Any:
+    """Sum of the padded positions of `ct`: everything minus the operand's positions."""
+    if aval_of(ct).ndim == 0:
+        return Zero(value_aval)
+    from fxgrad.primitives.arith import sub
+    from fxgrad.primitives.reduce import reduce_sum
+    total = reduce_sum(ct, tuple(range(aval_of(ct).ndim)))
+    return sub(total, reduce_sum(ct_inside, tuple(range(aval_of(ct).ndim))))
+
+
+# ---------------------------------------------------------------- gather
+
+gather_p = Primitive("gather")
+
+
+def gather(x: Any, indices: Any, axis: int) -> Any:
+    """`np.take(x, indices, axis, mode="clip")`: pick entries of `x` along `axis`."""
+    x = as_operand(x)
+    indices = indices if isinstance(indices, Tracer) else np.asarray(indices)
+    axis = canonical_axis(as_int(axis, "gather: axis"), aval_of(x).ndim)
+    return gather_p.bind(x, indices, axis=axis)
+
+
+impl_rules[gather_p] = lambda x, indices, axis: np.take(x, indices, axis, mode="clip")
+
+
+def _check_indexed_axis(prim: Primitive, x: ShapedArray, indices: ShapedArray, axis: int) -> None:
+    where = f"operand shape {x.shape}, indices {indices.str_short()}, axis {axis}"
+    if indices.dtype.kind not in "iu":
+        raise FxTypeError(f"{prim.name}: indices must be integers; got {where}")
+    if not 0 <= axis < x.ndim:
+        raise FxTypeError(f"{prim.name}: axis is out of range; got {where}")
+    if x.shape[axis] == 0 and indices.size:
+        raise FxTypeError(f"{prim.name}: cannot index into an empty axis; got {where}")
+
+
+def _gathered_shape(x: ShapedArray, indices: ShapedArray, axis: int) -> tuple[int, ...]:
+    return x.shape[:axis] + indices.shape + x.shape[axis + 1:]
+
+
+@def_shape_rule(gather_p)
+def _gather_shape(x: ShapedArray, indices: ShapedArray, axis: int) -> ShapedArray:
+    _check_indexed_axis(gather_p, x, indices, axis)
+    return ShapedArray(_gathered_shape(x, indices, axis), x.dtype)
+
+
+@def_jvp(gather_p)
+def _gather_jvp(primals: Any, tangents: Any, axis: int) -> Any:
+    (x, indices), (x_dot, _) = primals, tangents
+    out = gather(x, indices, axis)
+    if is_zero(x_dot):
+        return out, Zero(aval_of(out))
+    return out, gather(x_dot, indices, axis)
+
+
+@def_transpose(gather_p)
+def _gather_transpose(ct: Any, x: Any, indices: Any, axis: int) -> Any:
+    zeros = np.zeros(x.aval.shape, x.aval.dtype)
+    return [scatter_add(zeros, indices, ct, axis), None]
+
+
+# ---------------------------------------------------------------- scatter_add
+
+scatter_add_p = Primitive("scatter_add")
+
+
+def scatter_add(operand: Any, indices: Any, updates: Any, axis: int) -> Any:
+    """A copy of `operand` with `np.add.at` of `updates` at `indices` (clipped) along `axis`."""
+    operand, updates = coerce(operand, updates)
+    indices = indices if isinstance(indices, Tracer) else np.asarray(indices)
+    axis = canonical_axis(as_int(axis, "scatter_add: axis"), aval_of(operand).ndim)
+    return scatter_add_p.bind(operand, indices, updates, axis=axis)
+
+
+def _scatter_add_impl(operand: np.ndarray, indices: np.ndarray, updates: np.ndarray,
+                      axis: int) -> np.ndarray:
+    out = operand.copy()
+    clipped = np.clip(indices, 0, max(operand.shape[axis] - 1, 0))
+    np.add.at(out, (slice(None),) * axis + (clipped,), updates)
+    return out
+
+
+impl_rules[scatter_add_p] = _scatter_add_impl
+
+
+@def_shape_rule(scatter_add_p)
+def _scatter_add_shape(operand: ShapedArray, indices: ShapedArray, updates: ShapedArray,
+                       axis: int) -> ShapedArray:
+    _check_indexed_axis(scatter_add_p, operand, indices, axis)
+    expected = _gathered_shape(operand, indices, axis)
+    if updates.shape != expected or updates.dtype != operand.dtype:
+        raise FxTypeError(f"scatter_add: updates {updates.str_short()} must have the "
+                          f"operand's dtype and shape {expected} (operand shape "
+                          f"{operand.shape}, indices shape {indices.shape}, axis {axis})")
+    return operand
+
+
+@def_jvp(scatter_add_p)
+def _scatter_add_jvp(primals: Any, tangents: Any, axis: int) -> Any:
+    (operand, indices, updates), (operand_dot, _, updates_dot) = primals, tangents
+    out = scatter_add(operand, indices, updates, axis)
+    if is_zero(updates_dot):
+        return out, operand_dot
+    return out, scatter_add(instantiate(operand_dot), indices, updates_dot, axis)
+
+
+@def_transpose(scatter_add_p)
+def _scatter_add_transpose(ct: Any, operand: Any, indices: Any, updates: Any, axis: int) -> Any:
+    ct_updates = gather(ct, indices, axis) if is_undefined(updates) else None
+    return [ct if is_undefined(operand) else None, None, ct_updates]

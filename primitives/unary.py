@@ -1,0 +1,208 @@
+"""Elementwise unary functions: exp log log1p expm1 sin cos tan tanh logistic sqrt abs
+sign floor round stop_gradient.
+
+Transcendental functions accept floating-point operands only; abs, sign and
+stop_gradient also work on integers. JVP rules are written with wrapper functions, so
+each derivative is itself differentiable and higher-order derivatives come from
+re-applying the rules; where the derivative is a function of the output (exp, tanh,
+logistic, sqrt, ...) the output is reused instead of recomputing from the input.
+Piecewise-constant functions (sign, floor, round) and stop_gradient have symbolic zero
+tangents.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fxgrad.interpreters.jvp import def_jvp
+from fxgrad.primitives.arith import add, div, mul, neg, sub
+from fxgrad.primitives.common import elementwise
+from fxgrad.primitives.logic import def_zero_jvp
+
+exp_p = elementwise("exp", np.exp, 1)
+
+
+def exp(x: Any) -> Any:
+    return exp_p.bind(x)
+
+
+@def_jvp(exp_p)
+def _exp_jvp(primals: Any, tangents: Any) -> Any:
+    out = exp(primals[0])
+    return out, mul(tangents[0], out)
+
+
+log_p = elementwise("log", np.log, 1)
+
+
+def log(x: Any) -> Any:
+    return log_p.bind(x)
+
+
+@def_jvp(log_p)
+def _log_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (x_dot,) = primals, tangents
+    return log(x), div(x_dot, x)
+
+
+log1p_p = elementwise("log1p", np.log1p, 1)
+
+
+def log1p(x: Any) -> Any:
+    """log(1 + x), accurate for small x."""
+    return log1p_p.bind(x)
+
+
+@def_jvp(log1p_p)
+def _log1p_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (x_dot,) = primals, tangents
+    return log1p(x), div(x_dot, add(x, 1.0))
+
+
+expm1_p = elementwise("expm1", np.expm1, 1)
+
+
+def expm1(x: Any) -> Any:
+    """exp(x) - 1, accurate for small x."""
+    return expm1_p.bind(x)
+
+
+@def_jvp(expm1_p)
+def _expm1_jvp(primals: Any, tangents: Any) -> Any:
+    out = expm1(primals[0])
+    return out, mul(tangents[0], add(out, 1.0))
+
+
+sin_p = elementwise("sin", np.sin, 1)
+
+
+def sin(x: Any) -> Any:
+    return sin_p.bind(x)
+
+
+@def_jvp(sin_p)
+def _sin_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (x_dot,) = primals, tangents
+    return sin(x), mul(x_dot, cos(x))
+
+
+cos_p = elementwise("cos", np.cos, 1)
+
+
+def cos(x: Any) -> Any:
+    return cos_p.bind(x)
+
+
+@def_jvp(cos_p)
+def _cos_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (x_dot,) = primals, tangents
+    return cos(x), neg(mul(x_dot, sin(x)))
+
+
+tan_p = elementwise("tan", np.tan, 1)
+
+
+def tan(x: Any) -> Any:
+    return tan_p.bind(x)
+
+
+@def_jvp(tan_p)
+def _tan_jvp(primals: Any, tangents: Any) -> Any:
+    out = tan(primals[0])   # tan' = 1 / cos² = 1 + tan²
+    return out, mul(tangents[0], add(1.0, mul(out, out)))
+
+
+tanh_p = elementwise("tanh", np.tanh, 1)
+
+
+def tanh(x: Any) -> Any:
+    return tanh_p.bind(x)
+
+
+@def_jvp(tanh_p)
+def _tanh_jvp(primals: Any, tangents: Any) -> Any:
+    out = tanh(primals[0])
+    return out, mul(tangents[0], sub(1.0, mul(out, out)))
+
+
+def _logistic_impl(x: np.ndarray) -> np.ndarray:
+    # exp(-|x|) never overflows: 1/(1+e) for x >= 0 and e/(1+e) = 1/(1+exp(-x)) for x < 0.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+logistic_p = elementwise("logistic", _logistic_impl, 1)
+
+
+def logistic(x: Any) -> Any:
+    """The logistic sigmoid 1 / (1 + exp(-x))."""
+    return logistic_p.bind(x)
+
+
+@def_jvp(logistic_p)
+def _logistic_jvp(primals: Any, tangents: Any) -> Any:
+    out = logistic(primals[0])
+    return out, mul(tangents[0], mul(out, sub(1.0, out)))
+
+
+sqrt_p = elementwise("sqrt", np.sqrt, 1)
+
+
+def sqrt(x: Any) -> Any:
+    return sqrt_p.bind(x)
+
+
+@def_jvp(sqrt_p)
+def _sqrt_jvp(primals: Any, tangents: Any) -> Any:
+    out = sqrt(primals[0])
+    return out, div(tangents[0], mul(out, 2.0))
+
+
+abs_p = elementwise("abs", np.abs, 1, floats_only=False)
+
+
+def abs(x: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the builtin here only)
+    return abs_p.bind(x)
+
+
+@def_jvp(abs_p)
+def _abs_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (x_dot,) = primals, tangents   # derivative 0 at x == 0, as sign(0) == 0
+    return abs(x), mul(x_dot, sign(x))
+
+
+sign_p = elementwise("sign", np.sign, 1, floats_only=False)
+def_zero_jvp(sign_p)
+
+
+def sign(x: Any) -> Any:
+    """-1, 0 or 1 by the sign of x."""
+    return sign_p.bind(x)
+
+
+floor_p = elementwise("floor", np.floor, 1)
+def_zero_jvp(floor_p)
+
+
+def floor(x: Any) -> Any:
+    return floor_p.bind(x)
+
+
+round_p = elementwise("round", np.round, 1)
+def_zero_jvp(round_p)
+
+
+def round(x: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the builtin here only)
+    """Round to the nearest integer, halves to even (numpy's rule)."""
+    return round_p.bind(x)
+
+
+stop_gradient_p = elementwise("stop_gradient", lambda x: x, 1, floats_only=False)
+# The JVP rule binds stop_gradient on the primal, so outer differentiation stops too.
+def_zero_jvp(stop_gradient_p)
+
+
+def stop_gradient(x: Any) -> Any:
+    """x itself, treated as a constant by every differentiation."""
+    return stop_gradient_p.bind(x)

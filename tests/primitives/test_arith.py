@@ -1,0 +1,188 @@
+"""Arithmetic primitives: values against numpy, derivatives to order 2 in both modes
+(including a broadcast scalar operand), dtype preservation, shape and dtype errors, and
+the special cases of max/min ties, pow at zero and integer_pow exponents."""
+import numpy as np
+import pytest
+
+import fxgrad as fx
+from fxgrad.core.errors import FxTypeError
+from fxgrad.interpreters.jvp import is_zero, jvp_rules
+from fxgrad.primitives import arith
+from fxgrad.test_util import check_grads
+
+
+def _any(rng, shape):
+    return rng.uniform(-2.0, 2.0, shape)
+
+
+def _positive(rng, shape):
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def _nonzero(rng, shape):
+    return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+# name, wrapper, numpy reference, domain of x, domain of y
+BINARY = [
+    ("add", arith.add, np.add, _any, _any),
+    ("sub", arith.sub, np.subtract, _any, _any),
+    ("mul", arith.mul, np.multiply, _any, _any),
+    ("div", arith.div, np.true_divide, _any, _nonzero),
+    ("max", arith.max, np.maximum, _any, _any),
+    ("min", arith.min, np.minimum, _any, _any),
+    ("pow", arith.pow, np.power, _positive, _any),
+]
+# shapes of x and y: equal, both scalar, and a scalar broadcasting on either side
+BINARY_SHAPES = [((3, 4), (3, 4)), ((), ()), ((3, 4), ()), ((), (3, 4))]
+INT_POWERS = [-3, -1, 0, 1, 2, 3]
+
+
+def _ids(cases):
+    return [c[0] for c in cases]
+
+
+def _binary_args(x_domain, y_domain, shapes, seed):
+    rng = np.random.default_rng(seed)
+    return x_domain(rng, shapes[0]), y_domain(rng, shapes[1])
+
+
+@pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name, fn, ref, x_domain, y_domain", BINARY, ids=_ids(BINARY))
+def test_binary_values_match_numpy(name, fn, ref, x_domain, y_domain, shapes):
+    x, y = _binary_args(x_domain, y_domain, shapes, 0)
+    out = fn(x, y)
+    np.testing.assert_allclose(out, ref(x, y), rtol=1e-14)
+    assert np.shape(out) == np.broadcast_shapes(*shapes)
+
+
+@pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name, fn, ref, x_domain, y_domain", BINARY, ids=_ids(BINARY))
+def test_binary_check_grads_order_2(name, fn, ref, x_domain, y_domain, shapes):
+    args = _binary_args(x_domain, y_domain, shapes, 1)
+    check_grads(fn, args, order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("name, fn, ref, x_domain, y_domain", BINARY, ids=_ids(BINARY))
+def test_binary_with_one_constant_operand(name, fn, ref, x_domain, y_domain):
+    x, y = _binary_args(x_domain, y_domain, ((3,), (3,)), 2)
+    check_grads(lambda a: fn(a, y), (x,), order=2, modes=("fwd", "rev"))
+    check_grads(lambda b: fn(x, b), (y,), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("name, fn, ref, x_domain, y_domain", BINARY, ids=_ids(BINARY))
+def test_binary_float32_preserved(name, fn, ref, x_domain, y_domain):
+    x, y = (a.astype(np.float32) for a in _binary_args(x_domain, y_domain, ((4,), (4,)), 3))
+    out = fn(x, y)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref(x.astype(float), y.astype(float)), rtol=1e-6)
+    assert fn(x, 1.5).dtype == np.float32 and fn(1.5, y).dtype == np.float32
+    _, t = fx.jvp(fn, (x, y), (np.ones(4, np.float32), np.ones(4, np.float32)))
+    assert t.dtype == np.float32
+    gx, gy = fx.grad(lambda a, b: fn(a, b), argnums=(0, 1))(x[0], y[0])
+    assert gx.dtype == np.float32 and gy.dtype == np.float32
+
+
+@pytest.mark.parametrize("name, fn, ref, x_domain, y_domain", BINARY, ids=_ids(BINARY))
+def test_binary_shape_error(name, fn, ref, x_domain, y_domain):
+    with pytest.raises(FxTypeError, match=rf"{name}: incompatible operand shapes \(2,\), \(3,\)"):
+        fn(np.ones(2), np.ones(3))
+
+
+@pytest.mark.parametrize("name, fn, ref, x_domain, y_domain", BINARY, ids=_ids(BINARY))
+def test_binary_dtype_mismatch_error(name, fn, ref, x_domain, y_domain):
+    with pytest.raises(FxTypeError, match=rf"{name}: operand dtypes differ \(float64, float32\)"):
+        fn(np.ones(2), np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("fn, ref", [(arith.max, np.maximum), (arith.min, np.minimum)])
+def test_max_min_on_integers(fn, ref):
+    x, y = np.array([1, 5, -2]), np.array([3, 2, -2])
+    out = fn(x, y)
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, ref(x, y))
+
+
+@pytest.mark.parametrize("fn", [arith.max, arith.min])
+def test_max_min_ties_split_the_derivative(fn):
+    assert fx.grad(fn, argnums=(0, 1))(1.5, 1.5) == (0.5, 0.5)
+    assert fx.grad(lambda x: fn(x, x))(1.5) == 1.0
+    x = np.array([1.0, 2.0, 3.0])
+    _, t = fx.jvp(fn, (x, np.array(2.0)), (np.ones(3), np.array(10.0)))
+    winner_is_x = x > 2.0 if fn is arith.max else x < 2.0
+    np.testing.assert_array_equal(t, np.where(x == 2.0, 5.5, np.where(winner_is_x, 1.0, 10.0)))
+
+
+def test_pow_derivatives_at_zero_base_are_finite():
+    gx, gy = fx.grad(arith.pow, argnums=(0, 1))(0.0, 2.0)
+    assert (gx, gy) == (0.0, 0.0)
+    hxy = fx.grad(fx.grad(arith.pow, argnums=1), argnums=0)(0.0, 3.0)
+    assert np.isfinite(hxy) and hxy == 0.0
+    x = np.array([0.0, 2.0])
+    _, t = fx.jvp(arith.pow, (x, np.array(3.0)), (np.zeros(2), np.array(1.0)))
+    np.testing.assert_allclose(t, [0.0, np.log(2.0) * 8.0])
+
+
+def test_pow_requires_floats():
+    with pytest.raises(FxTypeError, match=r"pow requires floating-point operands, got int64"):
+        arith.pow(np.arange(3), np.arange(3))
+
+
+@pytest.mark.parametrize("shape", [(), (3, 4)])
+@pytest.mark.parametrize("y", INT_POWERS)
+def test_integer_pow_values_and_grads(y, shape):
+    x = _nonzero(np.random.default_rng(4), shape)
+    np.testing.assert_allclose(arith.integer_pow(x, y), x ** float(y), rtol=1e-14)
+    check_grads(lambda a: arith.integer_pow(a, y), (x,), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("y", INT_POWERS)
+def test_integer_pow_float32_preserved(y):
+    x = np.array([0.5, -1.5, 2.0], np.float32)
+    assert arith.integer_pow(x, y).dtype == np.float32
+    assert fx.grad(lambda a: arith.integer_pow(a, y))(x[0]).dtype == np.float32
+
+
+def test_integer_pow_zero_exponent_gives_ones_and_zero_tangent():
+    x = np.array([0.0, -2.0, 3.0])
+    np.testing.assert_array_equal(arith.integer_pow(x, 0), np.ones(3))
+    out, t = jvp_rules[arith.integer_pow_p]((x,), (np.ones(3),), y=0)
+    assert is_zero(t) and t.aval.shape == (3,)
+    assert fx.grad(lambda a: arith.integer_pow(a, 0))(2.0) == 0.0
+
+
+def test_integer_pow_prints_its_exponent():
+    text = str(fx.make_jaxpr(lambda x: arith.integer_pow(x, 2))(1.0))
+    assert "b:f64[] = integer_pow[y=2] a" in text
+    text = str(fx.make_jaxpr(lambda x: arith.integer_pow(x, np.int64(-1)))(1.0))
+    assert "integer_pow[y=-1] a" in text
+
+
+def test_integer_pow_on_integers():
+    x = np.array([-2, 0, 3])
+    out = arith.integer_pow(x, 3)
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, x ** 3)
+    with pytest.raises(FxTypeError,
+                       match=r"integer_pow requires floating-point operands, got int64"):
+        arith.integer_pow(x, -1)
+
+
+@pytest.mark.parametrize("bad", [2.0, True, "2"])
+def test_integer_pow_rejects_non_integer_exponents(bad):
+    with pytest.raises(FxTypeError, match=r"integer_pow: the exponent must be a Python int"):
+        arith.integer_pow(np.ones(2), bad)
+
+
+@pytest.mark.parametrize("shape", [(), (3, 4)])
+def test_neg(shape):
+    x = _any(np.random.default_rng(5), shape)
+    np.testing.assert_array_equal(arith.neg(x), -x)
+    assert arith.neg(x.astype(np.float32)).dtype == np.float32
+    np.testing.assert_array_equal(arith.neg(np.array([1, -2])), [-1, 2])
+    check_grads(arith.neg, (x,), order=2, modes=("fwd", "rev"))
+
+
+def test_integer_division_floors_like_numpy():
+    x, y = np.array([7, -7]), np.array([2, 2])
+    np.testing.assert_array_equal(arith.div(x, y), np.floor_divide(x, y))

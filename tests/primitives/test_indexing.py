@@ -1,0 +1,246 @@
+"""Indexing primitives (slice, pad, gather, scatter_add): values against numpy,
+derivatives to order 2 in both modes, float32 preservation, the slice/pad and
+gather/scatter_add transpose pairs, and the shape-error messages."""
+import numpy as np
+import pytest
+
+import fxgrad as fx
+from fxgrad.core.errors import FxTypeError
+from fxgrad.core.ir import aval_of
+from fxgrad.primitives.arith import mul
+from fxgrad.primitives.indexing import gather, pad, scatter_add, static_slice
+from fxgrad.primitives.reduce import reduce_sum
+from fxgrad.test_util import check_grads
+
+
+def _rand(*shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return tuple(rng.uniform(-2.0, 2.0, s) for s in shapes)
+
+
+def _np_pad(x, value, config):
+    """Reference pad: interior padding by scattering into a filled array."""
+    shape = [lo + hi + n + max(n - 1, 0) * k for n, (lo, hi, k) in zip(x.shape, config)]
+    out = np.full(shape, value, x.dtype)
+    out[tuple(slice(lo, lo + (n - 1) * (k + 1) + 1 if n else lo, k + 1)
+              for n, (lo, hi, k) in zip(x.shape, config))] = x
+    return out
+
+
+def _np_scatter_add(operand, indices, updates, axis):
+    out = operand.copy()
+    np.add.at(out, (slice(None),) * axis + (np.clip(indices, 0, operand.shape[axis] - 1),),
+              updates)
+    return out
+
+
+REPEATED = np.array([0, 2, 2, 4, 0, 2])
+GRID = np.array([[0, 3], [1, 1], [3, 0]])
+OUT_OF_RANGE = np.array([7, 0, -3, 2])
+PAD_2D = ((0, 1, 1), (2, 0, 2))
+
+# name, fxgrad function, numpy reference, argument shapes
+CASES = [
+    ("slice", lambda x: static_slice(x, (1, 0), (4, 6)), lambda x: x[1:4, 0:6], [(5, 6)]),
+    ("slice_stride", lambda x: static_slice(x, (1,), (9,), (3,)), lambda x: x[1:9:3], [(10,)]),
+    ("slice_strides_2d", lambda x: static_slice(x, (0, 1), (5, 6), (2, 3)),
+     lambda x: x[0:5:2, 1:6:3], [(5, 7)]),
+    ("slice_empty", lambda x: static_slice(x, (2,), (2,)), lambda x: x[2:2], [(4,)]),
+    ("slice_scalar", lambda x: static_slice(x, (), ()), lambda x: x, [()]),
+    ("pad", lambda x: pad(x, 0.5, ((1, 2, 0),)),
+     lambda x: np.pad(x, (1, 2), constant_values=0.5), [(3,)]),
+    ("pad_interior", lambda x: pad(x, -1.0, PAD_2D),
+     lambda x: _np_pad(x, -1.0, PAD_2D), [(2, 3)]),
+    ("pad_value_operand", lambda x, v: pad(x, v, PAD_2D),
+     lambda x, v: _np_pad(x, v, PAD_2D), [(3, 2), ()]),
+    ("pad_empty_axis", lambda x, v: pad(x, v, ((1, 1, 2), (0, 0, 0))),
+     lambda x, v: np.full((2, 3), v), [(0, 3), ()]),
+    ("gather_repeated", lambda x: gather(x, REPEATED, 0),
+     lambda x: np.take(x, REPEATED, 0), [(5,)]),
+    ("gather_2d_indices", lambda x: gather(x, GRID, 1),
+     lambda x: np.take(x, GRID, 1), [(3, 4, 2)]),
+    ("gather_negative_axis", lambda x: gather(x, GRID, -1),
+     lambda x: np.take(x, GRID, -1), [(2, 4)]),
+    ("gather_clipped", lambda x: gather(x, OUT_OF_RANGE, 0),
+     lambda x: np.take(x, OUT_OF_RANGE, 0, mode="clip"), [(4, 2)]),
+    ("gather_scalar_index", lambda x: gather(x, 2, 0), lambda x: x[2], [(4, 3)]),
+    ("scatter_add_repeated", lambda op, up: scatter_add(op, REPEATED, up, 0),
+     lambda op, up: _np_scatter_add(op, REPEATED, up, 0), [(5,), (6,)]),
+    ("scatter_add_2d_indices", lambda op, up: scatter_add(op, GRID, up, 1),
+     lambda op, up: _np_scatter_add(op, GRID, up, 1), [(2, 4), (2, 3, 2)]),
+    ("scatter_add_clipped", lambda op, up: scatter_add(op, OUT_OF_RANGE, up, -1),
+     lambda op, up: _np_scatter_add(op, OUT_OF_RANGE, up, 1), [(2, 4), (2, 4)]),
+]
+
+
+def _ids(cases):
+    return [c[0] for c in cases]
+
+
+def _squared(fn):
+    """fn(...)**2, so second derivatives of a linear fn are not identically zero."""
+    def f(*args):
+        y = fn(*args)
+        return mul(y, y)
+    return f
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_values_match_numpy(name, fn, ref, shapes):
+    args = _rand(*shapes)
+    out, expected = fn(*args), ref(*args)
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_grads(name, fn, ref, shapes):
+    check_grads(fn, _rand(*shapes), order=2, modes=("fwd", "rev"))
+    check_grads(_squared(fn), _rand(*shapes, seed=1), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_float32_preserved(name, fn, ref, shapes):
+    args = tuple(np.asarray(a, np.float32) for a in _rand(*shapes))
+    out, pullback = fx.vjp(fn, *args)
+    assert out.dtype == np.float32
+    cts = pullback(np.ones(out.shape, np.float32))
+    assert all(ct.dtype == np.float32 for ct in cts)
+    _, t_out = fx.jvp(fn, args, args)
+    assert t_out.dtype == np.float32
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_params_are_hashable(name, fn, ref, shapes):
+    program = fx.make_jaxpr(fn)(*_rand(*shapes))
+    for eqn in program.eqns:
+        hash(tuple(eqn.params.items()))
+
+
+def test_slice_prints_as_slice():
+    text = str(fx.make_jaxpr(lambda x: static_slice(x, [1], [9], [3]))(np.ones(10)))
+    assert "slice[start_indices=(1,), limit_indices=(9,), strides=(3,)]" in text
+    unit = fx.make_jaxpr(lambda x: static_slice(x, [1], [9], [1]))(np.ones(10))
+    assert unit.eqns[0].params["strides"] is None
+
+
+def test_slice_transpose_is_interior_pad():
+    x = np.arange(10.0)
+    _, pullback = fx.vjp(lambda x: static_slice(x, (1,), (9,), (3,)), x)
+    np.testing.assert_array_equal(pullback(np.array([1.0, 2.0, 3.0]))[0],
+                                  [0, 1, 0, 0, 2, 0, 0, 3, 0, 0])
+    program = fx.make_jaxpr(lambda c: pullback(c))(np.ones(3))
+    assert [e.prim.name for e in program.eqns] == ["pad"]
+
+
+def test_pad_transpose_is_strided_slice():
+    x = np.arange(6.0).reshape(2, 3)
+    _, pullback = fx.vjp(lambda x: pad(x, 0.0, PAD_2D), x)
+    ct = np.arange(36.0).reshape(4, 9)
+    np.testing.assert_array_equal(pullback(ct)[0], ct[0:3:2, 2:9:3])
+
+
+def test_pad_value_gradient_counts_padded_positions():
+    x, v = np.ones((2, 3)), np.float64(0.5)
+    g = fx.grad(lambda v: _sum(pad(x, v, PAD_2D)))(v)
+    assert g == 4 * 9 - 6
+    _, t = fx.jvp(lambda v: pad(x, v, PAD_2D), (v,), (np.float64(1.0),))
+    np.testing.assert_array_equal(t, _np_pad(np.zeros((2, 3)), 1.0, PAD_2D))
+
+
+def test_pad_of_scalar_has_no_padded_positions():
+    g = fx.grad(lambda x, v: pad(x, v, ()), argnums=(0, 1))(np.float64(2.0), np.float64(3.0))
+    assert g == (1.0, 0.0)
+
+
+def test_gather_transpose_accumulates_repeated_indices():
+    x = np.arange(5.0)
+    _, pullback = fx.vjp(lambda x: gather(x, REPEATED, 0), x)
+    np.testing.assert_array_equal(pullback(np.ones(6))[0], [2, 0, 3, 0, 1])
+    program = fx.make_jaxpr(lambda c: pullback(c))(np.ones(6))
+    assert [e.prim.name for e in program.eqns] == ["scatter_add"]
+
+
+def test_gather_grad_with_2d_indices():
+    x = _rand((3, 4))[0]
+    g = fx.grad(lambda x: _sum(mul(gather(x, GRID, 1), 2.0)))(x)
+    expected = np.zeros((3, 4))
+    np.add.at(expected, (slice(None), GRID), 2.0)
+    np.testing.assert_array_equal(g, expected)
+
+
+def test_scatter_add_transpose_is_gather():
+    op, up = _rand((5,), (6,))
+    _, pullback = fx.vjp(lambda op, up: scatter_add(op, REPEATED, up, 0), op, up)
+    ct = np.arange(5.0)
+    ct_op, ct_up = pullback(ct)
+    np.testing.assert_array_equal(ct_op, ct)
+    np.testing.assert_array_equal(ct_up, ct[REPEATED])
+
+
+def test_scatter_add_with_constant_operand():
+    up = _rand((6,))[0]
+    check_grads(_squared(lambda up: scatter_add(np.ones(5), REPEATED, up, 0)), (up,), order=2)
+    check_grads(_squared(lambda op: scatter_add(op, REPEATED, up, 0)), (np.ones(5),), order=2)
+
+
+def test_python_scalars_take_operand_dtype():
+    x = np.ones(3, np.float32)
+    assert pad(x, 0, ((1, 1, 0),)).dtype == np.float32
+    assert scatter_add(x, [0], np.ones(1, np.float32), 0).dtype == np.float32
+    assert pad(1, np.float32(0), ()).dtype == np.float32
+    assert gather(x, [0, 1], 0).dtype == np.float32
+
+
+def _sum(y):
+    return reduce_sum(y, tuple(range(aval_of(y).ndim)))
+
+
+# shape errors ---------------------------------------------------------------------
+
+ERRORS = [
+    ("slice_limit", lambda: static_slice(np.ones((2, 3)), (0, 0), (2, 4)),
+     r"slice: need 0 <= start <= limit <= size in every dimension; got operand shape "
+     r"\(2, 3\), start_indices \(0, 0\), limit_indices \(2, 4\)"),
+    ("slice_reversed", lambda: static_slice(np.ones(3), (2,), (1,)),
+     r"slice: need 0 <= start <= limit <= size.*\(3,\)"),
+    ("slice_rank", lambda: static_slice(np.ones((2, 3)), (0,), (2,)),
+     r"slice: need one start, limit and stride per dimension; got operand shape \(2, 3\)"),
+    ("slice_stride", lambda: static_slice(np.ones(3), (0,), (3,), (0,)),
+     r"slice: strides must be positive; got operand shape \(3,\).*strides \(0,\)"),
+    ("pad_negative", lambda: pad(np.ones(3), 0.0, ((-1, 0, 0),)),
+     r"pad: padding amounts must be non-negative; got operand shape \(3,\), padding_config"),
+    ("pad_rank", lambda: pad(np.ones((2, 3)), 0.0, ((1, 1, 0),)),
+     r"pad: need one \(lo, hi, interior\) triple per dimension; got operand shape \(2, 3\)"),
+    ("pad_triple", lambda: pad(np.ones(3), 0.0, ((1, 1),)),
+     r"pad: need one \(lo, hi, interior\) triple per dimension"),
+    ("pad_value_shape", lambda: pad(np.ones(3), np.zeros(2), ((1, 1, 0),)),
+     r"pad: padding_value must be a scalar of the operand's dtype float64, got f64\[2\]"),
+    ("pad_value_dtype", lambda: pad(np.ones(3), np.float32(0), ((1, 1, 0),)),
+     r"pad: padding_value must be a scalar .* got f32\[\]"),
+    ("gather_float_indices", lambda: gather(np.ones(3), np.array([0.0]), 0),
+     r"gather: indices must be integers; got operand shape \(3,\), indices f64\[1\], axis 0"),
+    ("gather_axis", lambda: gather(np.ones((2, 3)), [0], 2),
+     r"gather: axis is out of range; got operand shape \(2, 3\), indices i64\[1\], axis 2"),
+    ("gather_scalar_operand", lambda: gather(np.ones(()), [0], 0),
+     r"gather: axis is out of range; got operand shape \(\)"),
+    ("gather_empty_axis", lambda: gather(np.ones((0, 2)), [0], 0),
+     r"gather: cannot index into an empty axis; got operand shape \(0, 2\)"),
+    ("scatter_add_updates_shape", lambda: scatter_add(np.ones((2, 4)), GRID, np.ones((2, 3)), 1),
+     r"scatter_add: updates f64\[2,3\] must have the operand's dtype and shape \(2, 3, 2\) "
+     r"\(operand shape \(2, 4\), indices shape \(3, 2\), axis 1\)"),
+    ("scatter_add_updates_dtype",
+     lambda: scatter_add(np.ones(3), [0], np.ones(1, np.float32), 0),
+     r"scatter_add: updates f32\[1\] must have the operand's dtype"),
+    ("scatter_add_float_indices", lambda: scatter_add(np.ones(3), [0.5], np.ones(1), 0),
+     r"scatter_add: indices must be integers"),
+    ("float_axis", lambda: gather(np.ones(3), [0], 0.0), r"gather: axis must be an integer"),
+    ("float_start", lambda: static_slice(np.ones(3), (0.5,), (2,)),
+     r"slice: start_indices must be integers"),
+]
+
+
+@pytest.mark.parametrize("name,thunk,message", ERRORS, ids=_ids(ERRORS))
+def test_shape_errors(name, thunk, message):
+    with pytest.raises(FxTypeError, match=message):
+        thunk()

@@ -1,0 +1,221 @@
+"""Shape primitives: values against numpy, derivatives to order 2 in both modes,
+float32 preservation, param normalisation and the shape-error messages."""
+import numpy as np
+import pytest
+
+import fxgrad as fx
+from fxgrad.core.errors import FxTypeError
+from fxgrad.primitives.arith import mul
+from fxgrad.primitives.shape import (broadcast_in_dim, concatenate, convert_element_type,
+                                     expand_dims, reshape, squeeze, transpose)
+from fxgrad.test_util import check_grads
+
+
+def _rand(*shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return tuple(rng.uniform(-2.0, 2.0, s) for s in shapes)
+
+
+# name, fxgrad function, numpy reference, argument shapes
+CASES = [
+    ("broadcast_new_axes", lambda x: broadcast_in_dim(x, (2, 3, 4), (1,)),
+     lambda x: np.broadcast_to(x[None, :, None], (2, 3, 4)), [(3,)]),
+    ("broadcast_size_one", lambda x: broadcast_in_dim(x, (3, 4), (0, 1)),
+     lambda x: np.broadcast_to(x, (3, 4)), [(3, 1)]),
+    ("broadcast_scalar", lambda x: broadcast_in_dim(x, (2, 3), ()),
+     lambda x: np.broadcast_to(x, (2, 3)), [()]),
+    ("broadcast_mixed", lambda x: broadcast_in_dim(x, (2, 4, 3), (0, -1)),
+     lambda x: np.broadcast_to(x[:, None, :], (2, 4, 3)), [(1, 3)]),
+    ("broadcast_identity", lambda x: broadcast_in_dim(x, (2, 3), (0, 1)),
+     lambda x: x, [(2, 3)]),
+    ("reshape", lambda x: reshape(x, (3, 2)), lambda x: x.reshape(3, 2), [(2, 3)]),
+    ("reshape_infer", lambda x: reshape(x, (4, -1)), lambda x: x.reshape(4, -1), [(2, 3, 4)]),
+    ("reshape_to_scalar", lambda x: reshape(x, ()), lambda x: x.reshape(()), [(1, 1)]),
+    ("transpose", lambda x: transpose(x, (2, 0, 1)),
+     lambda x: np.transpose(x, (2, 0, 1)), [(2, 3, 4)]),
+    ("transpose_negative", lambda x: transpose(x, (-1, 0, 1)),
+     lambda x: np.transpose(x, (2, 0, 1)), [(2, 3, 4)]),
+    ("squeeze", lambda x: squeeze(x, (0, 2)), lambda x: np.squeeze(x, (0, 2)), [(1, 3, 1)]),
+    ("squeeze_negative", lambda x: squeeze(x, -1), lambda x: np.squeeze(x, -1), [(2, 1)]),
+    ("expand_dims", lambda x: expand_dims(x, (0, 3)),
+     lambda x: np.expand_dims(x, (0, 3)), [(2, 3)]),
+    ("expand_dims_negative", lambda x: expand_dims(x, (-1,)),
+     lambda x: np.expand_dims(x, -1), [(2, 3)]),
+    ("expand_dims_scalar", lambda x: expand_dims(x, (0, 1)),
+     lambda x: np.expand_dims(x, (0, 1)), [()]),
+    ("concatenate_3", lambda a, b, c: concatenate([a, b, c], 0),
+     lambda a, b, c: np.concatenate([a, b, c], 0), [(2, 3), (1, 3), (4, 3)]),
+    ("concatenate_last", lambda a, b: concatenate((a, b), -1),
+     lambda a, b: np.concatenate([a, b], -1), [(2, 1), (2, 3)]),
+    ("concatenate_1", lambda a: concatenate([a], 1),
+     lambda a: a, [(2, 3)]),
+]
+
+
+def _ids(cases):
+    return [c[0] for c in cases]
+
+
+def _squared(fn):
+    """fn(...)**2, so second derivatives of a linear fn are not identically zero."""
+    def f(*args):
+        y = fn(*args)
+        return mul(y, y)
+    return f
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_values_match_numpy(name, fn, ref, shapes):
+    args = _rand(*shapes)
+    out, expected = fn(*args), ref(*args)
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_grads(name, fn, ref, shapes):
+    check_grads(fn, _rand(*shapes), order=2, modes=("fwd", "rev"))
+    check_grads(_squared(fn), _rand(*shapes, seed=1), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_float32_preserved(name, fn, ref, shapes):
+    args = tuple(a.astype(np.float32) for a in _rand(*shapes))
+    out, pullback = fx.vjp(fn, *args)
+    assert out.dtype == np.float32
+    cts = pullback(np.ones(out.shape, np.float32))
+    assert all(ct.dtype == np.float32 for ct in cts)
+    _, t_out = fx.jvp(fn, args, args)
+    assert t_out.dtype == np.float32
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_params_are_hashable(name, fn, ref, shapes):
+    program = fx.make_jaxpr(fn)(*_rand(*shapes))
+    for eqn in program.eqns:
+        hash(tuple(eqn.params.items()))
+
+
+def test_broadcast_transpose_sums_expanded_axes():
+    x = np.arange(3.0).reshape(1, 3)
+    _, pullback = fx.vjp(lambda x: broadcast_in_dim(x, (2, 4, 3), (0, 2)), x)
+    ct = np.arange(24.0).reshape(2, 4, 3)
+    np.testing.assert_allclose(pullback(ct)[0], ct.sum(axis=(0, 1)).reshape(1, 3))
+
+
+def test_concatenate_transpose_slices_pieces():
+    a, b, c = _rand((2, 3), (1, 3), (4, 3))
+    _, pullback = fx.vjp(lambda a, b, c: concatenate([a, b, c], 0), a, b, c)
+    ct = np.arange(21.0).reshape(7, 3)
+    for got, want in zip(pullback(ct), (ct[:2], ct[2:3], ct[3:])):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_concatenate_with_constant_operand():
+    a, b = _rand((2, 3), (1, 3))
+    check_grads(_squared(lambda a: concatenate([b, a, b], 0)), (a,), order=2)
+
+
+def test_wrappers_normalise_params():
+    x = np.ones((2, 1, 3))
+    program = fx.make_jaxpr(lambda x: transpose(squeeze(x, [-2]), [-1, 0]))(x)
+    assert [e.params for e in program.eqns] == [{"dimensions": (1,)}, {"permutation": (1, 0)}]
+    assert "reshape[new_sizes=(3, 2)]" in str(fx.make_jaxpr(lambda x: reshape(x, [3, -1]))(x))
+
+
+# convert_element_type ----------------------------------------------------------
+
+def test_convert_values_and_dtypes():
+    x = np.array([1.7, -2.2, 0.4])
+    for dtype in (np.float32, np.int64, np.bool_, np.complex128):
+        out = convert_element_type(x, dtype)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, x.astype(dtype))
+
+
+def test_convert_float_grads():
+    x32 = _rand((3,))[0].astype(np.float32)
+    check_grads(_squared(lambda x: convert_element_type(x, np.float64)), (x32,), order=2)
+    x64 = _rand((3,))[0]
+    f = _squared(lambda x: convert_element_type(convert_element_type(x, np.float32),
+                                                np.float64))
+    check_grads(f, (x64,), order=2, eps=1e-2, tol=1e-3)
+
+
+def test_convert_down_and_back_keeps_float32_grad():
+    x = np.float64(1.5)
+    g = fx.grad(lambda x: mul(convert_element_type(x, np.float32), 3.0))(x)
+    assert g.dtype == np.float64 and g == 3.0
+    _, pullback = fx.vjp(lambda x: convert_element_type(x, np.float64), np.float32(2.0))
+    assert pullback(np.float64(5.0))[0].dtype == np.float32
+
+
+def test_convert_to_int_has_zero_tangent():
+    x = np.array([1.7, -2.2])
+
+    def round_trip(x):
+        return convert_element_type(convert_element_type(x, np.int64), np.float64)
+
+    _, t = fx.jvp(round_trip, (x,), (np.ones(2),))
+    np.testing.assert_array_equal(t, np.zeros(2))
+    np.testing.assert_array_equal(fx.vjp(round_trip, x)[1](np.ones(2))[0], np.zeros(2))
+    _, t_int = fx.jvp(lambda x: convert_element_type(x, np.int32), (x,), (np.ones(2),))
+    assert t_int.shape == (2,) and not np.any(t_int)
+
+
+def test_convert_same_dtype_binds_nothing():
+    x = np.ones(3)
+    assert convert_element_type(x, np.float64) is x
+    assert fx.make_jaxpr(lambda x: convert_element_type(x, float))(x).eqns == []
+
+
+# shape errors ---------------------------------------------------------------------
+
+ERRORS = [
+    ("broadcast_bad_size", lambda: broadcast_in_dim(np.ones(3), (2, 4), (1,)),
+     r"broadcast_in_dim: operand dimension of size 3 cannot broadcast to size 4.*\(3,\)"),
+    ("broadcast_dims_count", lambda: broadcast_in_dim(np.ones((2, 3)), (2, 3), (0,)),
+     r"broadcast_in_dim: need one broadcast dimension per operand dimension.*\(2, 3\)"),
+    ("broadcast_not_increasing", lambda: broadcast_in_dim(np.ones((2, 2)), (2, 2), (1, 0)),
+     r"broadcast_in_dim: broadcast_dimensions must be strictly increasing"),
+    ("broadcast_negative_size", lambda: broadcast_in_dim(np.ones(()), (-2,), ()),
+     r"broadcast_in_dim: target shape \(-2,\) has a negative size"),
+    ("reshape_size", lambda: reshape(np.ones((2, 3)), (4, 2)),
+     r"reshape: cannot reshape an array of shape \(2, 3\) \(6 elements\) into shape \(4, 2\)"),
+    ("reshape_infer", lambda: reshape(np.ones((2, 3)), (4, -1)),
+     r"reshape: cannot reshape an array of shape \(2, 3\).*\(4, -1\)"),
+    ("transpose_perm", lambda: transpose(np.ones((2, 3)), (0, 0)),
+     r"transpose: permutation \(0, 0\) is not a permutation .* shape \(2, 3\)"),
+    ("squeeze_not_one", lambda: squeeze(np.ones((2, 3)), (0,)),
+     r"squeeze: dimensions \(0,\) of shape \(2, 3\) do not have size 1"),
+    ("squeeze_range", lambda: squeeze(np.ones((1, 3)), (5,)),
+     r"squeeze: dimensions \(5,\) must be distinct axes in \[0, 2\) for shape \(1, 3\)"),
+    ("expand_dims_repeat", lambda: expand_dims(np.ones(3), (0, 0)),
+     r"expand_dims: dimensions \(0, 0\) must be distinct axes in \[0, 3\) for shape \(3,\)"),
+    ("concatenate_shapes", lambda: concatenate([np.ones((2, 3)), np.ones((2, 4))], 0),
+     r"concatenate: operand shapes \(2, 3\), \(2, 4\) must be equal except along dimension 0"),
+    ("concatenate_rank", lambda: concatenate([np.ones((2, 3)), np.ones(3)], 0),
+     r"concatenate: operand shapes \(2, 3\), \(3,\) must be equal except"),
+    ("concatenate_dtype", lambda: concatenate([np.ones(2), np.ones(2, np.float32)], 0),
+     r"concatenate: operand dtypes differ \(float64, float32\)"),
+    ("concatenate_scalar", lambda: concatenate([np.ones(()), np.ones(())], 0),
+     r"concatenate: dimension 0 is out of range for operand shapes \(\), \(\)"),
+    ("concatenate_empty", lambda: concatenate([], 0), r"concatenate: needs at least one"),
+    ("convert_complex", lambda: convert_element_type(np.ones(2, complex), np.float64),
+     r"convert_element_type: cannot convert complex complex128 of shape \(2,\)"),
+    ("float_axis", lambda: squeeze(np.ones((1, 2)), (0.0,)),
+     r"squeeze: dimensions must be integers"),
+    ("float_dimension", lambda: concatenate([np.ones(2)], 0.5),
+     r"concatenate: dimension must be an integer"),
+]
+
+
+@pytest.mark.parametrize("name,thunk,message", ERRORS, ids=_ids(ERRORS))
+def test_shape_errors(name, thunk, message):
+    with pytest.raises(FxTypeError, match=message):
+        thunk()
+
+
+def test_shape_errors_while_tracing_name_user_line():
+    with pytest.raises(FxTypeError, match=r"reshape: .*\n  at test_shape.py:\d+"):
+        fx.make_jaxpr(lambda x: reshape(x, (5,)))(np.ones(3))

@@ -1,0 +1,281 @@
+"""scan: values against Python loops, derivatives to order 2 in both modes (through
+closures, nesting, reverse scans, pytree and float32 carries, grad inside the body),
+the seed Jacobian/Hessian-by-scan examples, the split of linearize into a single
+tangent scan, printing, and the errors for bad bodies and lengths."""
+import numpy as np
+import pytest
+
+import fxgrad as fx
+from fxgrad.core.errors import ConcretizationError, FxTypeError, FxValueError
+from fxgrad.primitives.arith import add, mul, sub
+from fxgrad.primitives.control import scan_bind, scan_p, trace_body
+from fxgrad.primitives.dot import dot_general
+from fxgrad.primitives.indexing import gather
+from fxgrad.primitives.logic import gt
+from fxgrad.primitives.reduce import reduce_sum
+from fxgrad.primitives.shape import convert_element_type
+from fxgrad.primitives.unary import cos, sin, stop_gradient, tanh
+from fxgrad.test_util import check_grads
+
+RNG = np.random.default_rng(0)
+W = RNG.standard_normal((3, 3)) * 0.5
+H0 = RNG.standard_normal(3)
+XS = RNG.standard_normal((4, 3))
+STEPS = RNG.uniform(0.5, 1.5, 5) * RNG.choice([-1.0, 1.0], 5)
+
+
+def _matvec(m, v):
+    return dot_general(m, v, (((1,), (0,)), ((), ())))
+
+
+def _cumprod(c, xs):
+    return fx.scan(lambda c, x: (mul(c, x), mul(c, x)), c, xs)
+
+
+def _rnn(w, h0, xs):
+    return fx.scan(lambda h, x: (tanh(add(_matvec(w, h), x)),) * 2, h0, xs)
+
+
+def _closure(a, xs):
+    """The body closes over `a`, a traced value of the enclosing transformation."""
+    return fx.scan(lambda c, x: (add(mul(c, sin(mul(a, x))), a), mul(c, a)), 0.5, xs)
+
+
+def _reverse(c, xs):
+    return fx.scan(lambda c, x: (mul(sin(c), x), cos(mul(c, x))), c, xs, reverse=True)
+
+
+def _nested(a, xss):
+    """The inner body closes over `a` and over the outer body's carry `c`."""
+    def outer(c, xs):
+        inner, ys = fx.scan(lambda d, x: (add(mul(d, sin(x)), mul(a, c)), mul(d, x)), c, xs)
+        return inner, mul(ys, a)
+    return fx.scan(outer, 0.3, xss)
+
+
+def _pytree(p, xs):
+    def body(c, x):
+        new = {"a": mul(c["a"], cos(x)), "b": (add(c["b"][0], mul(x, c["a"])), sin(c["b"][1]))}
+        return new, (c["a"], {"y": mul(x, c["b"][1])})
+    return fx.scan(body, {"a": p, "b": (p, mul(p, p))}, xs)
+
+
+def _zero_then_live(a, xs):
+    """The carry c2 starts with a zero tangent and picks one up from c1 after a step."""
+    def body(c, x):
+        c1, c2 = c
+        return (add(c1, mul(a, x)), add(c2, sin(c1))), c2
+    return fx.scan(body, (0.0, 0.0), xs)
+
+
+def _grad_in_body(a, xs):
+    """Each step differentiates a function closing over `a` (an outer traced value)."""
+    def body(c, x):
+        g = fx.grad(lambda z: mul(mul(z, z), sin(mul(a, z))))(x)
+        return add(c, g), g
+    return fx.scan(body, 0.0, xs)
+
+
+# Python-loop references -----------------------------------------------------------
+
+def _loop(step, carry, xs, reverse=False):
+    ys = [None] * len(xs)
+    for i in (reversed(range(len(xs))) if reverse else range(len(xs))):
+        carry, ys[i] = step(carry, xs[i])
+    return carry, np.stack(ys)
+
+
+def _rnn_ref(w, h0, xs):
+    return _loop(lambda h, x: (np.tanh(w @ h + x),) * 2, h0, xs)
+
+
+def _nested_ref(a, xss):
+    def outer(c, xs):
+        inner, ys = _loop(lambda d, x: (d * np.sin(x) + a * c, d * x), c, xs)
+        return inner, ys * a
+    return _loop(outer, 0.3, xss)
+
+
+VALUE_CASES = [
+    ("cumprod", _cumprod, lambda c, xs: _loop(lambda c, x: (c * x, c * x), c, xs), (1.3, STEPS)),
+    ("rnn", _rnn, _rnn_ref, (W, H0, XS)),
+    ("closure", _closure,
+     lambda a, xs: _loop(lambda c, x: (c * np.sin(a * x) + a, c * a), 0.5, xs), (0.7, STEPS)),
+    ("reverse", _reverse,
+     lambda c, xs: _loop(lambda c, x: (np.sin(c) * x, np.cos(c * x)), c, xs, True), (0.4, STEPS)),
+    ("nested", _nested, _nested_ref, (0.6, XS)),
+]
+
+GRAD_CASES = [(name, f, args) for name, f, _, args in VALUE_CASES] + [
+    ("pytree", _pytree, (0.8, STEPS)),
+    ("zero_then_live", _zero_then_live, (0.9, STEPS)),
+    ("grad_in_body", _grad_in_body, (0.7, STEPS)),
+]
+
+
+def _ids(cases):
+    return [c[0] for c in cases]
+
+
+@pytest.mark.parametrize("name,f,ref,args", VALUE_CASES, ids=_ids(VALUE_CASES))
+def test_values_match_python_loop(name, f, ref, args):
+    carry, ys = f(*args)
+    ref_carry, ref_ys = ref(*args)
+    np.testing.assert_allclose(carry, ref_carry, rtol=1e-12)
+    np.testing.assert_allclose(ys, ref_ys, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,f,args", GRAD_CASES, ids=_ids(GRAD_CASES))
+def test_check_grads_order_2(name, f, args):
+    check_grads(f, args, order=2, modes=("fwd", "rev"))
+
+
+def test_pytree_carry_values_and_structure():
+    (carry, (ys_a, ys_dict)) = _pytree(0.8, STEPS)
+    ref = {"a": 0.8, "b": (0.8, 0.64)}
+    for i, x in enumerate(STEPS):
+        np.testing.assert_allclose(ys_a[i], ref["a"])
+        np.testing.assert_allclose(ys_dict["y"][i], x * ref["b"][1])
+        ref = {"a": ref["a"] * np.cos(x), "b": (ref["b"][0] + x * ref["a"], np.sin(ref["b"][1]))}
+    assert set(carry) == {"a", "b"} and isinstance(carry["b"], tuple)
+    np.testing.assert_allclose(carry["a"], ref["a"])
+    np.testing.assert_allclose(carry["b"][1], ref["b"][1])
+
+
+def test_grad_of_grad_matches_finite_differences():
+    f = lambda a: _closure(a, STEPS)[0]
+    eps = 1e-5
+    numeric = (fx.grad(f)(0.7 + eps) - fx.grad(f)(0.7 - eps)) / (2 * eps)
+    np.testing.assert_allclose(fx.grad(fx.grad(f))(0.7), numeric, rtol=1e-6)
+
+
+def test_float32_carry_is_preserved():
+    xs = STEPS.astype(np.float32)
+    carry, ys = _reverse(np.float32(0.4), xs)
+    assert carry.dtype == np.float32 and ys.dtype == np.float32
+    g = fx.grad(lambda c: _reverse(c, xs)[0])(np.float32(0.4))
+    assert g.dtype == np.float32
+    check_grads(_reverse, (np.float32(0.4), xs), order=2)
+
+
+def test_jacobian_by_scan_over_grads_of_rows():
+    """The seed example: row i of the Jacobian of y = x**2 is grad of y[i]."""
+    x = np.array([4.0, 4.0])
+    rows = lambda c, i: (c, fx.grad(lambda z: gather(mul(z, z), i, 0))(x))
+    _, jac = fx.scan(rows, 0.0, np.arange(2))
+    np.testing.assert_array_equal(jac, [[8.0, 0.0], [0.0, 8.0]])
+
+
+def test_hessian_by_scan_over_grad_rows():
+    x = np.array([4.0, 4.0])
+    grad_f = fx.grad(lambda z: reduce_sum(mul(z, z), (0,)))
+    rows = lambda c, i: (c, fx.grad(lambda z: gather(grad_f(z), i, 0))(x))
+    carry, hess = fx.scan(rows, None, np.arange(2))
+    assert carry is None
+    np.testing.assert_array_equal(hess, [[2.0, 0.0], [0.0, 2.0]])
+
+
+def test_jacfwd_and_hessian_of_a_scan():
+    def f(h0):
+        return reduce_sum(_rnn(W, h0, XS)[1], (0, 1))
+    eps, e = 1e-5, np.eye(3)
+    numeric_grad = np.array([(f(H0 + eps * e[i]) - f(H0 - eps * e[i])) / (2 * eps)
+                             for i in range(3)])
+    np.testing.assert_allclose(fx.jacfwd(f)(H0), numeric_grad, rtol=1e-6)
+    numeric_hess = np.stack([(fx.grad(f)(H0 + eps * e[i]) - fx.grad(f)(H0 - eps * e[i]))
+                             / (2 * eps) for i in range(3)])
+    hess = fx.hessian(f)(H0)
+    np.testing.assert_allclose(hess, numeric_hess, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(hess, hess.T, atol=1e-12)
+
+
+def test_linearize_stages_out_one_tangent_scan():
+    _, f_jvp = fx.linearize(lambda a: _closure(a, STEPS), 0.7)
+    program = fx.make_jaxpr(f_jvp)(1.0).program
+    assert [e.prim for e in program.eqns] == [scan_p]
+    assert program.eqns[0].params["num_carry"] == 1
+
+
+def test_zero_tangents_stay_symbolic():
+    """A body whose outputs do not depend on the differentiated input: no tangent scan."""
+    f = lambda a: fx.scan(lambda c, x: (add(c, stop_gradient(mul(a, x))), c), 0.0, STEPS)
+    _, (t_carry, t_ys) = fx.jvp(f, (0.5,), (1.0,))
+    np.testing.assert_array_equal(t_carry, 0.0)
+    np.testing.assert_array_equal(t_ys, np.zeros(5))
+    _, f_jvp = fx.linearize(f, 0.5)
+    assert not fx.make_jaxpr(f_jvp)(1.0).program.eqns
+
+
+def test_identity_body_and_integer_xs():
+    body = lambda c, x: (c, (c, x))
+    carry, (cs, ks) = fx.scan(body, 2.0, np.arange(3))
+    np.testing.assert_array_equal(cs, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(ks, [0, 1, 2])
+    assert ks.dtype == np.arange(3).dtype
+    assert fx.grad(lambda c: reduce_sum(fx.scan(body, c, np.arange(3))[1][0], (0,)))(2.0) == 3.0
+
+
+def test_no_xs_and_empty_scan():
+    carry, ys = fx.scan(lambda c, _: (mul(c, 2.0), None), 1.0, None, length=3)
+    assert carry == 8.0 and ys is None
+    carry, ys = fx.scan(lambda c, x: (add(c, x), sub(c, x)), 1.0, np.zeros(0))
+    assert carry == 1.0 and ys.shape == (0,)
+    g = fx.grad(lambda a: fx.scan(lambda c, x: (mul(c, a), x), 1.0, np.zeros(0))[0])(2.0)
+    assert g == 0.0
+
+
+def test_program_prints_the_body():
+    text = str(fx.make_jaxpr(lambda a, xs: _closure(a, xs))(0.7, STEPS))
+    assert "scan[program={ lambda ; " in text
+    assert "num_consts=1, num_carry=1, length=5, reverse=False" in text
+    assert "sin" in text
+
+
+# Errors ----------------------------------------------------------------------------
+
+def _to_f64(c, x):
+    return convert_element_type(c, np.float64), x
+
+
+ERROR_CASES = [
+    ("dtype_change", lambda: fx.scan(_to_f64, np.float32(1), np.ones(3, np.float32)),
+     FxTypeError, r"carry leaf 0 went in as f32\[\] but f returned it as f64\[\].*astype"),
+    ("shape_change", lambda: fx.scan(lambda c, x: (x, x), 1.0, np.ones((3, 2))),
+     FxTypeError, r"went in as f64\[\] but f returned it as f64\[2\]"),
+    ("structure_change", lambda: fx.scan(lambda c, x: ((c, c), x), 1.0, np.ones(3)),
+     FxTypeError, r"carry with structure tuple\(\*, \*\).*initial carry has structure \*"),
+    ("not_a_pair", lambda: fx.scan(lambda c, x: c, 1.0, np.ones(3)),
+     FxTypeError, r"f must return a pair \(new_carry, y\)"),
+    ("xs_lengths_differ", lambda: fx.scan(lambda c, x: (c, x), 1.0, (np.ones(3), np.ones(4))),
+     FxValueError, r"xs leaf 1 has shape \(4,\).*scan length 3"),
+    ("length_mismatch", lambda: fx.scan(lambda c, x: (c, x), 1.0, np.ones(3), length=4),
+     FxValueError, r"xs leaf 0 has shape \(3,\).*scan length 4"),
+    ("no_length", lambda: fx.scan(lambda c, x: (c, x), 1.0, None),
+     FxValueError, r"pass length="),
+    ("scalar_xs", lambda: fx.scan(lambda c, x: (c, x), 1.0, 2.0),
+     FxValueError, r"xs leaf 0 is a scalar"),
+    ("bad_length", lambda: fx.scan(lambda c, x: (c, x), 1.0, None, length=-1),
+     FxValueError, r"length must be a non-negative int"),
+    ("not_callable", lambda: fx.scan(3, 1.0, np.ones(3)),
+     FxTypeError, r"f must be a function \(carry, x\) -> \(carry, y\), got int"),
+    ("python_if_in_body", lambda: fx.scan(lambda c, x: (c if gt(x, 0.0) else x, c), 1.0, STEPS),
+     ConcretizationError, r"Python `if`.*abstract traced value f64\[\].*scan body"),
+    ("bad_init", lambda: fx.scan(lambda c, x: (c, x), "a", np.ones(3)),
+     FxTypeError, r"init leaf 0 must be an array or number, got str"),
+]
+
+
+@pytest.mark.parametrize("name,call,error,message", ERROR_CASES, ids=_ids(ERROR_CASES))
+def test_errors_name_the_problem_and_the_user_line(name, call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call()
+    assert "test_control_flow.py" in str(info.value)
+
+
+def test_primitive_shape_rule_checks_operands_against_the_body():
+    body, _ = trace_body(lambda c, x: [add(c, x), c], [fx.ShapedArray((), np.float64)] * 2)
+    np.testing.assert_allclose(scan_bind([], [1.0], [STEPS], body, 5, False)[0], 1.0 + STEPS.sum())
+    with pytest.raises(FxTypeError, match=r"scan: xs operand 0 has shape \(5,\).*length 4"):
+        scan_bind([], [1.0], [STEPS], body, 4, False)
+    with pytest.raises(FxTypeError, match=r"scan: operands \[f32\[\], f64\[\]\].*inputs"):
+        scan_bind([], [np.float32(1.0)], [STEPS], body, 5, False)
