@@ -1,13 +1,29 @@
-"""fxgrad: composable function transformations over typed programs."""
+"""fxgrad: composable function transformations over typed programs.
+
+>>> import fxgrad as fx
+>>> fx.grad(lambda x: x ** 2)(4.0)
+array(8.)
+"""
 from fxgrad import primitives as _primitives  # noqa: F401  (registers every rule)
 from fxgrad import numpy as _numpy  # noqa: F401  (gives tracers their operators and methods)
+from fxgrad import tree_util
 from fxgrad.api import (Lop, Rop, grad, hvp, jvp, linearize, make_jaxpr, value_and_grad,
                         vjp)
-from fxgrad.jacobians import hessian, jacfwd, jacrev
+from fxgrad.config import config
 from fxgrad.control_flow import scan
 from fxgrad.core.errors import (ConcretizationError, FxgradError, FxTypeError, FxValueError,
                                 LeakedTracerError, TracerArrayConversionError)
 from fxgrad.core.ir import ClosedProgram, Program, ShapedArray
-from fxgrad import tree_util
+from fxgrad.jacobians import hessian, jacfwd, jacrev
+from fxgrad.jit import jit
+from fxgrad.primitives.unary import stop_gradient
+from fxgrad.simplify import simplify
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ClosedProgram", "ConcretizationError", "FxTypeError", "FxValueError", "FxgradError",
+    "LeakedTracerError", "Lop", "Program", "Rop", "ShapedArray", "TracerArrayConversionError",
+    "config", "grad", "hessian", "hvp", "jacfwd", "jacrev", "jit", "jvp", "linearize",
+    "make_jaxpr", "scan", "simplify", "stop_gradient", "tree_util", "value_and_grad", "vjp",
+]

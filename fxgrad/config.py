@@ -19,13 +19,16 @@ class Config:
     """`disable_jit` (FXGRAD_DISABLE_JIT): run jitted functions as plain Python.
     `jit_simplify` (FXGRAD_JIT_SIMPLIFY, default on): simplify programs before lowering.
     `log_compiles` (FXGRAD_LOG_COMPILES): log each compilation with its cause and time.
-    `cache_dir` (FXGRAD_CACHE_DIR): the on-disk compile cache; None for the default."""
+    `cache_dir` (FXGRAD_CACHE_DIR): the on-disk compile cache; None for the default.
+    `simplify_assume_finite` (FXGRAD_SIMPLIFY_ASSUME_FINITE): let the simplifier use
+    x*0 = 0 and x-x = 0, which are wrong for inf and nan."""
 
     def __init__(self) -> None:
         self.disable_jit = _env_flag("FXGRAD_DISABLE_JIT")
         self.jit_simplify = os.environ.get("FXGRAD_JIT_SIMPLIFY", "1") != "0"
         self.log_compiles = _env_flag("FXGRAD_LOG_COMPILES")
         self.cache_dir: str | None = os.environ.get("FXGRAD_CACHE_DIR") or None
+        self.simplify_assume_finite = _env_flag("FXGRAD_SIMPLIFY_ASSUME_FINITE")
 
     def update(self, name: str, value: Any) -> None:
         if not hasattr(self, name):

@@ -109,3 +109,24 @@ def _derivative_fun(f: Callable[..., Any], args: Sequence[Any], mode: str,
         return lambda *xs: jvp(f, xs, tangents)[1]
     ct = tree_map(lambda y: _rng_like(rng, y), f(*args))
     return lambda *xs: vjp(f, *xs)[1](ct)
+
+
+def check_jit(f: Callable[..., Any], args: Sequence[Any], rtol: float = 1e-12,
+              atol: float = 0.0) -> None:
+    """Check that `jit(f)` agrees with eager `f` at `args` (values, dtypes, structure).
+
+    >>> import fxgrad.numpy as fnp
+    >>> check_jit(lambda x: fnp.sin(x) * x, (fnp.arange(3.0),))
+    """
+    from fxgrad.jit import jit
+    expected = f(*args)
+    actual = jit(f)(*args)
+    e_leaves, e_tree = tree_flatten(expected)
+    a_leaves, a_tree = tree_flatten(actual)
+    assert a_tree == e_tree, f"jit changed the output structure: {a_tree} != {e_tree}"
+    for i, (a, e) in enumerate(zip(a_leaves, e_leaves)):
+        a, e = np.asarray(a), np.asarray(e)
+        assert a.dtype == e.dtype and a.shape == e.shape, \
+            f"output {i}: jit gave {a.dtype}{a.shape}, eager {e.dtype}{e.shape}"
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True,
+                                   err_msg=f"output {i}: jit differs from eager")

@@ -3,6 +3,8 @@
 Binary primitives take operands of one dtype with equal shapes, or a scalar operand
 that broadcasts (see `common`); rules un-broadcast cotangents of scalar operands.
 Python scalars are coerced to the other operand's dtype by the wrapper functions.
+Each primitive's numba lowering is a scalar expression with numpy's semantics: float
+division goes through `np.divide` (numba's `/` raises on zero), integer division floors.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.evaluation import def_impl, impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
+from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import (binary_shape, check_float, coerce, elementwise,
                                       unbroadcast)
 from fxgrad.primitives.logic import eq, gt, select
@@ -31,6 +34,15 @@ def _to_shape(t: Any, shape: tuple[int, ...]) -> Any:
 
 def _shape(x: Any) -> tuple[int, ...]:
     return aval_of(x).shape
+
+
+_NUMBA_KEEPS = (np.dtype(np.float64), np.dtype(np.int64))
+
+
+def typed(ctx: Any, expr: str) -> str:
+    """`expr` cast to the output dtype, except where numba's arithmetic already keeps it
+    (float64, int64); numba widens small integers and bools to int64."""
+    return expr if ctx.out_aval.dtype in _NUMBA_KEEPS else ctx.cast(expr)
 
 
 add_p = elementwise("add", np.add, 2, floats_only=False)
@@ -57,6 +69,11 @@ def _add_transpose(ct: Any, x: Any, y: Any) -> Any:
             unbroadcast(ct, y.aval) if is_undefined(y) else None]
 
 
+@def_elementwise_lowering(add_p)
+def _add_lowering(ctx: Any, x: str, y: str) -> str:
+    return typed(ctx, f"{x} + {y}")
+
+
 sub_p = elementwise("sub", np.subtract, 2, floats_only=False)
 
 
@@ -79,6 +96,11 @@ def _sub_jvp(primals: Any, tangents: Any) -> Any:
 def _sub_transpose(ct: Any, x: Any, y: Any) -> Any:
     return [unbroadcast(ct, x.aval) if is_undefined(x) else None,
             unbroadcast(neg(ct), y.aval) if is_undefined(y) else None]
+
+
+@def_elementwise_lowering(sub_p)
+def _sub_lowering(ctx: Any, x: str, y: str) -> str:
+    return typed(ctx, f"{x} - {y}")
 
 
 mul_p = elementwise("mul", np.multiply, 2, floats_only=False)
@@ -110,6 +132,11 @@ def _mul_transpose(ct: Any, x: Any, y: Any) -> Any:
     return [None, unbroadcast(mul(x, ct), y.aval)]
 
 
+@def_elementwise_lowering(mul_p)
+def _mul_lowering(ctx: Any, x: str, y: str) -> str:
+    return typed(ctx, f"{x} * {y}")
+
+
 div_p = elementwise("div", np.true_divide, 2, floats_only=False)
 impl_rules[div_p] = lambda x, y: (np.floor_divide(x, y) if x.dtype.kind in "iub"
                                   else np.true_divide(x, y))
@@ -139,6 +166,19 @@ def _div_transpose(ct: Any, x: Any, y: Any) -> Any:
     return [unbroadcast(div(ct, y), x.aval), None]
 
 
+@def_elementwise_lowering(div_p)
+def _div_lowering(ctx: Any, x: str, y: str) -> str:
+    dtype = ctx.out_aval.dtype
+    if dtype.kind not in "iu":
+        return typed(ctx, f"np.divide({x}, {y})")
+    if dtype.kind == "u":
+        return typed(ctx, f"np.floor_divide({x}, {y})")
+    # numpy: x // 0 == 0 and MIN // -1 wraps to MIN (numba's floor_divide gives 0 there)
+    zero = ctx.const(0, dtype)
+    return typed(ctx, f"{zero} if {y} == 0 else (-{x} if {y} == -1 "
+                      f"else np.floor_divide({x}, {y}))")
+
+
 neg_p = elementwise("neg", np.negative, 1, floats_only=False)
 
 
@@ -154,6 +194,11 @@ def _neg_jvp(primals: Any, tangents: Any) -> Any:
 @def_transpose(neg_p)
 def _neg_transpose(ct: Any, x: Any) -> Any:
     return [neg(ct)]
+
+
+@def_elementwise_lowering(neg_p)
+def _neg_lowering(ctx: Any, x: str) -> str:
+    return typed(ctx, f"-{x}")
 
 
 def _max_weight(x: Any, y: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -189,6 +234,17 @@ def _max_jvp(primals: Any, tangents: Any) -> Any:
     return out, _weighted_jvp(x_dot, y_dot, weight)
 
 
+def _pick(ctx: Any, x: str, y: str, op: str) -> str:
+    """x if `x op y` (or x is NaN) else y: np.maximum/np.minimum, NaN-propagating, ties to y."""
+    x_is_nan = f" or {x} != {x}" if ctx.out_aval.dtype.kind in "fc" else ""
+    return f"{x} if {x} {op} {y}{x_is_nan} else {y}"
+
+
+@def_elementwise_lowering(max_p)
+def _max_lowering(ctx: Any, x: str, y: str) -> str:
+    return _pick(ctx, x, y, ">")
+
+
 min_p = elementwise("min", np.minimum, 2, floats_only=False)
 
 
@@ -203,6 +259,11 @@ def _min_jvp(primals: Any, tangents: Any) -> Any:
     out = min(x, y)
     weight = _max_weight(y, x, _shape(out), aval_of(out).dtype)   # x wins a min where y > x
     return out, _weighted_jvp(x_dot, y_dot, weight)
+
+
+@def_elementwise_lowering(min_p)
+def _min_lowering(ctx: Any, x: str, y: str) -> str:
+    return _pick(ctx, x, y, "<")
 
 
 pow_p = elementwise("pow", np.power, 2, floats_only=True)
@@ -230,6 +291,11 @@ def _pow_jvp(primals: Any, tangents: Any) -> Any:
         dy = mul(mul(_log_or_zero_at_zero(x), out), y_dot)
         t = dy if is_zero(t) else add(t, dy)
     return out, _to_shape(t, _shape(out))
+
+
+@def_elementwise_lowering(pow_p)
+def _pow_lowering(ctx: Any, x: str, y: str) -> str:
+    return typed(ctx, f"np.power({x}, {y})")   # C pow semantics; `**` raises on 0 ** -1
 
 
 integer_pow_p = Primitive("integer_pow")
@@ -268,3 +334,16 @@ def _integer_pow_jvp(primals: Any, tangents: Any, *, y: int) -> Any:
     if y == 1:
         return out, x_dot
     return out, mul(mul(integer_pow(x, y - 1), float(y)), x_dot)
+
+
+@def_elementwise_lowering(integer_pow_p)
+def _integer_pow_lowering(ctx: Any, x: str, *, y: int) -> str:
+    # numba unrolls `x ** <int literal>` into exponentiation by squaring (multiplications
+    # only); 1 / x^|y| goes through np.divide, as numba's own inversion raises at x == 0.
+    dtype = ctx.out_aval.dtype
+    if y == 0:
+        return ctx.const(1, dtype)
+    if y == 1:
+        return x
+    power = f"{x} ** {abs(y)}"
+    return typed(ctx, power if y > 0 else f"np.divide({ctx.const(1, dtype)}, {power})")

@@ -12,6 +12,11 @@ tangent arithmetic reads, the newer one a body linear in the tangents that takes
 those residuals as extra xs. Binding a primal scan and then a tangent scan means
 linearize stages out only the tangent scan. Its transpose is a scan running the
 other way whose carry holds the cotangents of the carry and of the linear consts.
+
+Under jit a scan becomes one native `for` loop inside the kernel: the carries are
+loop-carried locals (numba scalars when rank-0, so a scalar body allocates nothing),
+the body's statements are emitted inside the loop, and each step's ys are stored
+into arrays allocated once before it.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from fxgrad.interpreters.evaluation import def_impl, eval_program
 from fxgrad.interpreters.jvp import (Zero, add_tangents, def_jvp, instantiate, is_zero,
                                      jvp_program, tangent_dtype)
 from fxgrad.interpreters.transpose import UndefinedPrimal, backward_pass, def_transpose
+from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
 
 scan_p = Primitive("scan", multiple_results=True)
 
@@ -170,16 +176,16 @@ class _JvpSplit:
                   outs: Sequence[Any]) -> list[Tracer]:
         """Record where each value the tangent body captured comes from; the residuals."""
         first_x = self.num_consts + self.num_carry
-        where = {id(y.var): ("y", j) for j, y in enumerate(outs[self.num_carry:])
+        where = {id(y._var): ("y", j) for j, y in enumerate(outs[self.num_carry:])
                  if isinstance(y, Tracer)}
-        where.update((id(a.var), ("const", i)) for i, a in enumerate(args[:self.num_consts]))
-        where.update((id(a.var), ("x", i)) for i, a in enumerate(args[first_x:]))
+        where.update((id(a._var), ("const", i)) for i, a in enumerate(args[:self.num_consts]))
+        where.update((id(a._var), ("x", i)) for i, a in enumerate(args[first_x:]))
         residuals: list[Tracer] = []
         for value in t_captured:
             if not isinstance(value, Tracer):
                 self.sources.append(("value", value))
-            elif id(value.var) in where:
-                self.sources.append(where[id(value.var)])
+            elif id(value._var) in where:
+                self.sources.append(where[id(value._var)])
             else:
                 self.sources.append(("residual", len(residuals)))
                 residuals.append(value)
@@ -309,3 +315,58 @@ def _scan_transpose(cts: Sequence[Any], *operands: Any, program: Program, num_co
     nones = [None] * len(operands)
     return [*_merge(lin_c, ct_c, nones), *(ct if lin else None for ct, lin in zip(ct_init, lin_h)),
             *_merge(lin_x, ct_xs, nones)]
+
+
+# ---------------------------------------------------------------- numba lowering
+
+def _as_scalar(expr: str, aval: ShapedArray) -> str:
+    """A rank-0 value as a numba scalar of exactly its dtype, so a carry keeps one type
+    across iterations (literals, float32 promoted by numba); arrays pass through."""
+    return f"{np_dtype(aval.dtype)}({expr})" if aval.shape == () else expr
+
+
+def _bind_scalar(ctx: Ctx, expr: str, aval: ShapedArray) -> str:
+    """A rank-0 const bound once, typed, to a local; arrays pass through."""
+    if aval.shape != ():
+        return expr
+    name = ctx.fresh("k")
+    ctx.emit(f"{name} = {_as_scalar(expr, aval)}")
+    return name
+
+
+@def_lowering(scan_p)
+def _scan_lowering(ctx: Ctx, *operands: str, program: Program, num_consts: int,
+                   num_carry: int, length: int, reverse: bool) -> None:
+    consts, init, xs = _split3(operands, num_consts, num_carry)
+    const_avals, carry_avals, _ = _split3(ctx.in_avals, num_consts, num_carry)
+    consts = [_bind_scalar(ctx, c, a) for c, a in zip(consts, const_avals)]
+    for name, value, aval in zip(ctx.outs, init, carry_avals):
+        ctx.emit(f"{name} = {_as_scalar(value, aval)}")
+    for name, aval in zip(ctx.outs[num_carry:], ctx.out_avals[num_carry:]):
+        ctx.emit(f"{name} = np.empty({aval.shape!r}, {np_dtype(aval.dtype)})")
+    if length > 0:
+        it = ctx.fresh("it")
+        steps = f"range({length - 1}, -1, -1)" if reverse else f"range({length})"
+        ctx.emit(f"for {it} in {steps}:")
+        with ctx.indented():
+            _emit_step(ctx, program, consts, xs, it, num_carry)
+    for k, (name, aval) in enumerate(zip(ctx.outs, carry_avals)):
+        passed_through = length == 0 or any(program.outvars[k] is v for v in program.invars)
+        if passed_through and aval.shape != ():   # never hand out the caller's array
+            ctx.emit(f"{name} = np.copy({name})")
+
+
+def _emit_step(ctx: Ctx, program: Program, consts: list[str], xs: Sequence[str], it: str,
+               num_carry: int) -> None:
+    """One iteration: slice the xs, run the body, store the ys, rebind all carries at once."""
+    rows = [ctx.fresh("x") for _ in xs]
+    for row, x in zip(rows, xs):
+        ctx.emit(f"{row} = {x}[{it}]")
+    carry, ys = ctx.outs[:num_carry], ctx.outs[num_carry:]
+    outs = ctx.lower_program(program, [*consts, *carry, *rows])
+    avals = program.out_avals
+    for name, y, aval in zip(ys, outs[num_carry:], avals[num_carry:]):
+        ctx.emit(f"{name}[{it}] = {_as_scalar(y, aval)}")
+    if carry:
+        new = [_as_scalar(c, a) for c, a in zip(outs[:num_carry], avals)]
+        ctx.emit(f"{', '.join(carry)} = {', '.join(new)}")

@@ -5,6 +5,9 @@ axes of the two operands that are summed over (contracting) or run in lockstep
 (batch). The output's axes are the batch axes, then the remaining ("free") lhs axes,
 then the free rhs axes, each group in operand order. The implementation permutes
 both operands into a batched matrix product so numpy's matmul (BLAS) does the work.
+The numba lowering does the same with `np.dot` per batch; an operand already laid out
+as a matrix, or as the transpose of one, is used in place (BLAS transposes for free),
+and integer or bool products, which BLAS lacks, are explicit loops.
 
 dot_general is bilinear. The cotangent of one operand is itself a dot_general of the
 output cotangent with the other operand: contract the other operand's free axes
@@ -13,6 +16,7 @@ result back into the operand's axis order.
 """
 from __future__ import annotations
 
+import contextlib
 import operator
 from typing import Any, Sequence
 
@@ -24,6 +28,7 @@ from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import def_jvp, is_zero
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
+from fxgrad.jit.lowering import def_lowering, np_dtype
 
 Dims = tuple[int, ...]
 DimensionNumbers = tuple[tuple[Dims, Dims], tuple[Dims, Dims]]
@@ -171,3 +176,111 @@ def _dot_general_transpose(ct: Any, x: Any, y: Any,
                                    rhs_free_in_ct), None]
     return [None, _operand_cotangent(ct, x, y_ndim, x_ndim, (rc, rb), (lc, lb),
                                      lhs_free_in_ct)]
+
+
+def _size(shape: tuple[int, ...], dims: Dims) -> int:
+    return int(np.prod(_sizes(shape, dims), dtype=np.int64))
+
+
+def _view(ctx: Any, x: str, shape: tuple[int, ...], perm: Dims,
+          new_shape: tuple[int, ...]) -> str:
+    """`x` (of `shape`) with its axes permuted by `perm`, C-contiguous, reshaped."""
+    if perm != tuple(range(len(perm))):
+        permuted = ctx.fresh("p")
+        ctx.emit(f"{permuted} = np.ascontiguousarray(np.transpose({x}, {perm!r}))")
+        x, shape = permuted, _sizes(shape, perm)
+    if shape == new_shape:
+        return x
+    name = ctx.fresh("m")
+    ctx.emit(f"{name} = {x}.reshape({new_shape!r})")
+    return name
+
+
+def _blas_operand(ctx: Any, x: str, shape: tuple[int, ...], batch: Dims, rows: Dims,
+                  cols: Dims, free: Dims) -> tuple[str, str]:
+    """`x` as (batch, rows, cols) matrices: (name, suffix to index one matrix).
+
+    Stored as (batch, cols, rows) it is used transposed, without a copy. Without batch
+    axes an empty free run gives a vector, so np.dot is a BLAS matrix-vector product."""
+    sizes = _sizes(shape, batch)
+    if not batch and not free:
+        return _view(ctx, x, shape, rows + cols, (_size(shape, rows + cols),)), ""
+    swapped = batch + cols + rows
+    transposed = swapped == tuple(range(len(shape))) != batch + rows + cols
+    perm = swapped if transposed else batch + rows + cols
+    inner = (_size(shape, cols), _size(shape, rows)) if transposed \
+        else (_size(shape, rows), _size(shape, cols))
+    name = _view(ctx, x, shape, perm, (sizes + inner) if batch else inner)
+    return name, ".T" if transposed else ""
+
+
+def _emit_blas(ctx: Any, x: str, y: str, dims: DimensionNumbers) -> None:
+    (lc, rc), (lb, rb) = dims
+    (x_aval, y_aval), out_aval = ctx.in_avals, ctx.out_aval
+    lf, rf = _free_dims(x_aval.ndim, lc, lb), _free_dims(y_aval.ndim, rc, rb)
+    lhs, lhs_t = _blas_operand(ctx, x, x_aval.shape, lb, lf, lc, lf)
+    rhs, rhs_t = _blas_operand(ctx, y, y_aval.shape, rb, rc, rf, rf)
+    rows, cols = _size(x_aval.shape, lf), _size(y_aval.shape, rf)
+    if not lb:
+        result_shape = ((rows,) if lf else ()) + ((cols,) if rf else ())
+        _emit_result(ctx, f"np.dot({lhs}{lhs_t}, {rhs}{rhs_t})", result_shape)
+        return
+    batch, b, out3 = _size(x_aval.shape, lb), ctx.fresh("b"), ctx.fresh("out")
+    ctx.emit(f"{out3} = np.empty({(batch, rows, cols)!r}, {np_dtype(out_aval.dtype)})")
+    ctx.emit(f"for {b} in range({batch}):")
+    with ctx.indented():
+        ctx.emit(f"np.dot({lhs}[{b}]{lhs_t}, {rhs}[{b}]{rhs_t}, {out3}[{b}])")
+    _emit_result(ctx, out3, (batch, rows, cols))
+
+
+def _emit_result(ctx: Any, expr: str, shape: tuple[int, ...]) -> None:
+    """Assign `expr`, of `shape` (() for a scalar), to the output in the output's shape."""
+    out_aval, out = ctx.out_aval, ctx.outs[0]
+    if not out_aval.shape:
+        ctx.emit(f"{out} = {expr if out_aval.dtype == np.float64 else ctx.cast(expr)}")
+    elif shape == out_aval.shape:
+        ctx.emit(f"{out} = {expr}")
+    else:
+        ctx.emit(f"{out} = {expr}.reshape({out_aval.shape!r})")
+
+
+def _emit_loops(ctx: Any, x: str, y: str, dims: DimensionNumbers) -> None:
+    """out[b, i, j] = sum_k lhs[b, i, k] * rhs[b, k, j] by loops (i, k, j: rows stream)."""
+    (lc, rc), (lb, rb) = dims
+    (x_aval, y_aval), out_aval = ctx.in_avals, ctx.out_aval
+    lf, rf = _free_dims(x_aval.ndim, lc, lb), _free_dims(y_aval.ndim, rc, rb)
+    sizes = {"b": _size(x_aval.shape, lb), "i": _size(x_aval.shape, lf),
+             "k": _size(x_aval.shape, lc), "j": _size(y_aval.shape, rf)}
+    lhs = _view(ctx, x, x_aval.shape, lb + lf + lc, (sizes["b"], sizes["i"], sizes["k"]))
+    rhs = _view(ctx, y, y_aval.shape, rb + rc + rf, (sizes["b"], sizes["k"], sizes["j"]))
+    out3, a = ctx.fresh("out"), ctx.fresh("a")
+    b, i, k, j = (ctx.fresh(n) for n in "bikj")
+    shape3 = (sizes["b"], sizes["i"], sizes["j"])
+    ctx.emit(f"{out3} = np.zeros({shape3!r}, {np_dtype(out_aval.dtype)})")
+    with contextlib.ExitStack() as loops:
+        for index, n in ((b, sizes["b"]), (i, sizes["i"]), (k, sizes["k"])):
+            ctx.emit(f"for {index} in range({n}):")
+            loops.enter_context(ctx.indented())
+        ctx.emit(f"{a} = {lhs}[{b}, {i}, {k}]")
+        ctx.emit(f"for {j} in range({sizes['j']}):")
+        ctx.emit(f"    {out3}[{b}, {i}, {j}] += {a} * {rhs}[{b}, {k}, {j}]")
+    _emit_result(ctx, f"{out3}[0, 0, 0]" if not out_aval.shape else out3, shape3)
+
+
+@def_lowering(dot_general_p)
+def _dot_general_lowering(ctx: Any, x: str, y: str, dimension_numbers: DimensionNumbers) -> None:
+    (x_aval, y_aval), out_aval = ctx.in_avals, ctx.out_aval
+    dt, out = np_dtype(out_aval.dtype), ctx.outs[0]
+    contracted = _size(x_aval.shape, dimension_numbers[0][0])
+    if x_aval.ndim == 0 or y_aval.ndim == 0:   # no axis to pair: a scaled copy
+        product = f"{x} * {y}"
+        ctx.emit(f"{out} = {ctx.cast(product) if not out_aval.shape else product}"
+                 + (f".astype({dt})" if out_aval.shape and out_aval.dtype.kind not in "fc"
+                    else ""))
+    elif out_aval.size == 0 or contracted == 0:
+        ctx.emit(f"{out} = " + (f"np.zeros({out_aval.shape!r}, {dt})" if out_aval.shape
+                                 else ctx.const(0, out_aval.dtype)))
+    elif out_aval.dtype.kind in "fc" and dimension_numbers[0][0]:
+        _emit_blas(ctx, x, y, dimension_numbers)
+    else:
+        _emit_loops(ctx, x, y, dimension_numbers)

@@ -9,7 +9,7 @@ are integer arrays and are never differentiated.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from fxgrad.core.trace import Primitive, Tracer
 from fxgrad.interpreters.evaluation import def_impl, impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, linear_jvp
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
+from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
 from fxgrad.primitives.common import coerce
 from fxgrad.primitives.shape import (as_int, as_operand, canonical_axis, def_shape_rule,
                                      int_tuple)
@@ -82,6 +83,23 @@ def _slice_transpose(ct: Any, x: Any, start_indices: tuple[int, ...],
         used = m + (m - 1) * (k - 1) if m else 0     # extent of the picked elements
         config.append((s, n - s - used, k - 1))
     return [pad(ct, 0, tuple(config))]
+
+
+@def_lowering(slice_p)
+def _slice_lowering(ctx: Ctx, x: str, start_indices: tuple[int, ...],
+                    limit_indices: tuple[int, ...], strides: tuple[int, ...] | None) -> None:
+    if not start_indices:
+        ctx.emit(f"{ctx.outs[0]} = {x}")
+        return
+    index = _index_text(_slices(start_indices, limit_indices, strides))
+    ctx.emit(f"{ctx.outs[0]} = {x}[{index}].copy()")   # copy(): C-contiguous, not a view
+
+
+def _index_text(slices: Sequence[slice]) -> str:
+    """`slices` as Python source, e.g. '1:9:3, 0:4'."""
+    def one(s: slice) -> str:
+        return f"{s.start}:{s.stop}" + (f":{s.step}" if s.step not in (None, 1) else "")
+    return ", ".join(one(s) for s in slices)
 
 
 # ---------------------------------------------------------------- pad
@@ -153,6 +171,20 @@ def _pad_transpose(ct: Any, x: Any, padding_value: Any, padding_config: Any) -> 
     return [ct_x if is_undefined(x) else None, ct_value]
 
 
+@def_lowering(pad_p)
+def _pad_lowering(ctx: Ctx, x: str, padding_value: str,
+                  padding_config: tuple[tuple[int, int, int], ...]) -> None:
+    in_shape, out_aval, out = ctx.in_avals[0].shape, ctx.out_aval, ctx.outs[0]
+    if not in_shape:
+        ctx.emit(f"{out} = {x}")
+        return
+    ctx.emit(f"{out} = np.full({out_aval.shape!r}, {padding_value}, "
+             f"{np_dtype(out_aval.dtype)})")
+    if ctx.in_avals[0].size:
+        index = _index_text(_interior_slices(out_aval.shape, padding_config))
+        ctx.emit(f"{out}[{index}] = {x}")
+
+
 def _sum_outside(ct: Any, ct_inside: Any, value_aval: ShapedArray) -> Any:
     """Sum of the padded positions of `ct`: everything minus the operand's positions."""
     if aval_of(ct).ndim == 0:
@@ -214,6 +246,52 @@ def _gather_transpose(ct: Any, x: Any, indices: Any, axis: int) -> Any:
     return [scatter_add(zeros, indices, ct, axis), None]
 
 
+# gather and scatter_add lower to loops over (before, index, after) views of their
+# arrays: the axis splits the operand into a (pre, n, post) block.
+
+def _blocks(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    return (int(np.prod(shape[:axis], dtype=np.int64)), shape[axis],
+            int(np.prod(shape[axis + 1:], dtype=np.int64)))
+
+
+def _emit_indexed_loops(ctx: Ctx, indices: str, pre: int, n: int, post: int,
+                        statement: Callable[[str, str, str, str], str]) -> None:
+    """Loops over p < pre, j < indices.size, q < post, running `statement(p, j, k, q)`
+    with k = indices[j] clipped to [0, n). A rank-0 `indices` is a scalar."""
+    index_aval = ctx.in_avals[1]
+    p, j, k, q = (ctx.fresh(c) for c in "pjkq")
+    index = indices
+    if index_aval.ndim:
+        flat = ctx.fresh("idx")
+        ctx.emit(f"{flat} = {indices}.reshape({index_aval.size})")
+        index = f"{flat}[{j}]"
+    ctx.emit(f"for {p} in range({pre}):")
+    with ctx.indented():
+        ctx.emit(f"for {j} in range({index_aval.size}):")
+        with ctx.indented():
+            ctx.emit(f"{k} = min(max(np.int64({index}), 0), {n - 1})")
+            ctx.emit(f"for {q} in range({post}):")
+            with ctx.indented():
+                ctx.emit(statement(p, j, k, q))
+
+
+@def_lowering(gather_p)
+def _gather_lowering(ctx: Ctx, x: str, indices: str, axis: int) -> None:
+    out_aval, out = ctx.out_aval, ctx.outs[0]
+    pre, n, post = _blocks(ctx.in_avals[0].shape, axis)
+    if not out_aval.shape:    # a vector at a scalar index
+        ctx.emit(f"{out} = {x}[min(max(np.int64({indices}), 0), {n - 1})]")
+        return
+    ctx.emit(f"{out} = np.empty({out_aval.shape!r}, {np_dtype(out_aval.dtype)})")
+    if not out_aval.size:
+        return
+    x3, out3 = ctx.fresh("x"), ctx.fresh("o")
+    ctx.emit(f"{x3} = {x}.reshape(({pre}, {n}, {post}))")
+    ctx.emit(f"{out3} = {out}.reshape(({pre}, {ctx.in_avals[1].size}, {post}))")
+    _emit_indexed_loops(ctx, indices, pre, n, post,
+                        lambda p, j, k, q: f"{out3}[{p}, {j}, {q}] = {x3}[{p}, {k}, {q}]")
+
+
 # ---------------------------------------------------------------- scatter_add
 
 scatter_add_p = Primitive("scatter_add")
@@ -257,6 +335,27 @@ def _scatter_add_jvp(primals: Any, tangents: Any, axis: int) -> Any:
     if is_zero(updates_dot):
         return out, operand_dot
     return out, scatter_add(instantiate(operand_dot), indices, updates_dot, axis)
+
+
+@def_lowering(scatter_add_p)
+def _scatter_add_lowering(ctx: Ctx, operand: str, indices: str, updates: str,
+                          axis: int) -> None:
+    out, updates_aval = ctx.outs[0], ctx.in_avals[2]
+    pre, n, post = _blocks(ctx.in_avals[0].shape, axis)
+    ctx.emit(f"{out} = {operand}.copy()")
+    if not updates_aval.size:
+        return
+    out3, updates3 = ctx.fresh("o"), ctx.fresh("u")
+    ctx.emit(f"{out3} = {out}.reshape(({pre}, {n}, {post}))")
+    if updates_aval.ndim:
+        ctx.emit(f"{updates3} = {updates}.reshape(({pre}, {ctx.in_avals[1].size}, {post}))")
+    accumulate = "|=" if updates_aval.dtype.kind == "b" else "+="   # np.add on bools is or
+
+    def statement(p: str, j: str, k: str, q: str) -> str:
+        update = f"{updates3}[{p}, {j}, {q}]" if updates_aval.ndim else updates
+        return f"{out3}[{p}, {k}, {q}] {accumulate} {update}"
+
+    _emit_indexed_loops(ctx, indices, pre, n, post, statement)
 
 
 @def_transpose(scatter_add_p)

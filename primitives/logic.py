@@ -6,6 +6,7 @@ tangents are symbolic zeros; the same holds for the boolean operations, which ac
 bools only. `select(pred, on_true, on_false)` picks elementwise between two branches
 of one aval; it is linear in the branches (never in `pred`), so its JVP selects the
 branch tangents and its transpose routes the cotangent back to the branch it came from.
+All of them lower to numba as Python scalar operators (`a < b`, `a and b`, `t if p else f`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, jvp_rules
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
+from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import binary_shape, coerce
 
 
@@ -30,12 +32,19 @@ def def_zero_jvp(prim: Primitive) -> None:
     jvp_rules[prim] = rule
 
 
-def _comparison(name: str, np_fn: Callable[..., Any]) -> tuple[Primitive, Callable[..., Any]]:
+def def_operator_lowering(prim: Primitive, template: str) -> None:
+    """Lower `prim` to a Python operator expression, e.g. "{0} < {1}" (IEEE NaN rules)."""
+    def_elementwise_lowering(prim)(lambda ctx, *operands: template.format(*operands))
+
+
+def _comparison(name: str, np_fn: Callable[..., Any],
+                template: str) -> tuple[Primitive, Callable[..., Any]]:
     """A comparison primitive (bool output, zero tangent) and its wrapper function."""
     prim = Primitive(name)
     impl_rules[prim] = np_fn
     binary_shape(prim, out_dtype=np.dtype(bool))
     def_zero_jvp(prim)
+    def_operator_lowering(prim, template)
 
     def wrapper(x: Any, y: Any) -> Any:
         return prim.bind(*coerce(x, y))
@@ -44,12 +53,12 @@ def _comparison(name: str, np_fn: Callable[..., Any]) -> tuple[Primitive, Callab
     return prim, wrapper
 
 
-eq_p, eq = _comparison("eq", np.equal)
-ne_p, ne = _comparison("ne", np.not_equal)
-lt_p, lt = _comparison("lt", np.less)
-le_p, le = _comparison("le", np.less_equal)
-gt_p, gt = _comparison("gt", np.greater)
-ge_p, ge = _comparison("ge", np.greater_equal)
+eq_p, eq = _comparison("eq", np.equal, "{0} == {1}")
+ne_p, ne = _comparison("ne", np.not_equal, "{0} != {1}")
+lt_p, lt = _comparison("lt", np.less, "{0} < {1}")
+le_p, le = _comparison("le", np.less_equal, "{0} <= {1}")
+gt_p, gt = _comparison("gt", np.greater, "{0} > {1}")
+ge_p, ge = _comparison("ge", np.greater_equal, "{0} >= {1}")
 
 
 def _check_bool(prim: Primitive, *avals: ShapedArray) -> None:
@@ -59,7 +68,7 @@ def _check_bool(prim: Primitive, *avals: ShapedArray) -> None:
                               "compare first (e.g. x > 0) or convert with .astype(bool)")
 
 
-def _logical(name: str, np_fn: Callable[..., Any]) -> Primitive:
+def _logical(name: str, np_fn: Callable[..., Any], template: str) -> Primitive:
     """A boolean primitive: the elementwise shape rule, restricted to bool operands."""
     prim = Primitive(name)
     impl_rules[prim] = np_fn
@@ -71,12 +80,13 @@ def _logical(name: str, np_fn: Callable[..., Any]) -> Primitive:
         return elementwise_rule(*avals)
     shape_rules[prim] = rule
     def_zero_jvp(prim)
+    def_operator_lowering(prim, template)
     return prim
 
 
-logical_and_p = _logical("logical_and", np.logical_and)
-logical_or_p = _logical("logical_or", np.logical_or)
-logical_not_p = _logical("logical_not", np.logical_not)
+logical_and_p = _logical("logical_and", np.logical_and, "{0} and {1}")
+logical_or_p = _logical("logical_or", np.logical_or, "{0} or {1}")
+logical_not_p = _logical("logical_not", np.logical_not, "not {0}")
 
 
 def logical_and(x: Any, y: Any) -> Any:
@@ -133,3 +143,6 @@ def _select_transpose(ct: Any, pred: Any, on_true: Any, on_false: Any) -> Any:
     return [None,
             select(pred, ct, zeros) if is_undefined(on_true) else None,
             select(pred, zeros, ct) if is_undefined(on_false) else None]
+
+
+def_operator_lowering(select_p, "{1} if {0} else {2}")

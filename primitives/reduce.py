@@ -7,9 +7,16 @@ the transpose of a cumulative sum is the cumulative sum running the other way. T
 tangent of a max or min is the tangent averaged over every position attaining the
 extremum, so ties split the derivative evenly. argmax and argmin have integer outputs
 and zero tangents.
+
+The numba lowerings merge adjacent kept and adjacent reduced axes into groups, view the
+operand with one axis per group and loop over the groups in memory order, folding into
+a scalar accumulator when the innermost group is reduced and into the output rows
+otherwise, so no operand is ever transposed. A reduction over every axis is one call
+of numpy's reduction (a float64 accumulator for float32 sums, as numba's own is naive).
 """
 from __future__ import annotations
 
+import contextlib
 import operator
 from typing import Any, Iterable
 
@@ -21,6 +28,7 @@ from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import def_jvp
 from fxgrad.interpreters.transpose import def_transpose
+from fxgrad.jit.lowering import def_lowering, np_dtype
 from fxgrad.primitives.logic import def_zero_jvp, eq
 
 
@@ -67,6 +75,129 @@ def _broadcast_back(y: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> An
     return broadcast_in_dim(y, shape, _kept_dims(len(shape), axes))
 
 
+def _identity(kind: str, dtype: np.dtype) -> str:
+    """The neutral element of a sum / max / min as a typed numba expression."""
+    dt = np_dtype(dtype)
+    if kind == "sum":
+        return f"{dt}(0)"
+    if dtype.kind == "b":
+        return "False" if kind == "max" else "True"
+    if dtype.kind == "f":
+        return f"{dt}({'-' if kind == 'max' else ''}np.inf)"
+    info = np.iinfo(dtype)
+    return f"{dt}({info.min if kind == 'max' else info.max})"
+
+
+def _emit_fold(ctx: Any, kind: str, acc: str, value: str, dtype: np.dtype) -> None:
+    """Fold `value` into `acc`; a NaN wins a float max/min, as in numpy."""
+    if kind == "sum":
+        ctx.emit(f"{acc} += {value}")
+        return
+    nan = f" or {value} != {value}" if dtype.kind == "f" else ""
+    ctx.emit(f"if {value} {'>' if kind == 'max' else '<'} {acc}{nan}:")
+    with ctx.indented():
+        ctx.emit(f"{acc} = {value}")
+
+
+def _groups(shape: tuple[int, ...], axes: tuple[int, ...]) -> list[tuple[int, bool]]:
+    """Runs of adjacent reduced / kept axes as (merged size, reduced); size-1 axes dropped."""
+    groups: list[tuple[int, bool]] = []
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        if groups and groups[-1][1] == (d in axes):
+            groups[-1] = (groups[-1][0] * n, d in axes)
+        else:
+            groups.append((n, d in axes))
+    return groups
+
+
+def _accumulator_dtype(kind: str, dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float64) if kind == "sum" and dtype == np.float32 else dtype
+
+
+def _reduction_lowering(kind: str) -> Any:
+    """Lowering of reduce_<kind>: copy, one whole-array reduction, or grouped loops."""
+    def rule(ctx: Any, x: str, axes: tuple[int, ...]) -> None:
+        x_aval, out_aval, out = ctx.in_avals[0], ctx.out_aval, ctx.outs[0]
+        groups = _groups(x_aval.shape, axes)
+        if x_aval.ndim == 0:
+            ctx.emit(f"{out} = {x}")
+        elif x_aval.size == 0 or not any(reduced for _, reduced in groups):
+            _emit_without_folding(ctx, kind, x)
+        elif all(reduced for _, reduced in groups):
+            total = f"np.{kind}({x})"
+            if _accumulator_dtype(kind, out_aval.dtype) != out_aval.dtype:
+                total = f"np.sum({x}, dtype=np.float64)"
+            _emit_filled(ctx, ctx.cast(total))
+        else:
+            _emit_group_loops(ctx, kind, x, groups)
+    return rule
+
+
+def _emit_filled(ctx: Any, value: str) -> None:
+    """The output: `value` at every position (a scalar for a rank-0 output)."""
+    shape = ctx.out_aval.shape
+    if not shape:
+        ctx.emit(f"{ctx.outs[0]} = {value}")
+    else:
+        ctx.emit(f"{ctx.outs[0]} = np.full({shape!r}, {value}, {np_dtype(ctx.out_aval.dtype)})")
+
+
+def _emit_without_folding(ctx: Any, kind: str, x: str) -> None:
+    """An empty operand (identity everywhere) or only size-1 reduced axes (a reshape)."""
+    if ctx.in_avals[0].size == 0:
+        _emit_filled(ctx, _identity(kind, ctx.out_aval.dtype))
+    elif not ctx.out_aval.shape:
+        ctx.emit(f"{ctx.outs[0]} = {x}.reshape(1)[0]")
+    else:
+        ctx.emit(f"{ctx.outs[0]} = np.copy({x}).reshape({ctx.out_aval.shape!r})")
+
+
+def _emit_group_loops(ctx: Any, kind: str, x: str, groups: list[tuple[int, bool]]) -> None:
+    """Loop over the groups in memory order; the innermost reduced run folds a scalar."""
+    dtype = ctx.out_aval.dtype
+    dt, xg, rows = np_dtype(dtype), ctx.fresh("xg"), ctx.fresh("rows")
+    kept = tuple(n for n, reduced in groups if not reduced)
+    inner_reduced = groups[-1][1]
+    written_once = inner_reduced and not any(reduced for _, reduced in groups[:-1])
+    ctx.emit(f"{xg} = {x}.reshape({tuple(n for n, _ in groups)!r})")
+    init = f"np.full({kept!r}, {_identity(kind, dtype)}, {dt})"
+    ctx.emit(f"{rows} = {f'np.empty({kept!r}, {dt})' if written_once else init}")
+    with contextlib.ExitStack() as loops:
+        index, kept_index = [], []
+        for n, reduced in groups[:-1] if inner_reduced else groups:
+            index.append(ctx.fresh("i"))
+            kept_index += [] if reduced else [index[-1]]
+            ctx.emit(f"for {index[-1]} in range({n}):")
+            loops.enter_context(ctx.indented())
+        target = f"{rows}[{', '.join(kept_index)}]"
+        if inner_reduced:
+            _emit_row_fold(ctx, kind, f"{xg}[{''.join(i + ', ' for i in index)}", groups[-1][0],
+                           target, written_once)
+        else:
+            element = ctx.fresh("e")
+            ctx.emit(f"{element} = {xg}[{', '.join(index)}]")
+            _emit_fold(ctx, kind, target, element, dtype)
+    ctx.emit(f"{ctx.outs[0]} = {rows}.reshape({ctx.out_aval.shape!r})")
+
+
+def _emit_row_fold(ctx: Any, kind: str, row: str, n: int, target: str,
+                   written_once: bool) -> None:
+    """Fold the `n` elements `row + j]` into a scalar, then into `target`."""
+    dtype = ctx.out_aval.dtype
+    acc, j, element = ctx.fresh("acc"), ctx.fresh("j"), ctx.fresh("e")
+    ctx.emit(f"{acc} = {_identity(kind, _accumulator_dtype(kind, dtype))}")
+    ctx.emit(f"for {j} in range({n}):")
+    with ctx.indented():
+        ctx.emit(f"{element} = {row}{j}]")
+        _emit_fold(ctx, kind, acc, element, dtype)
+    if written_once:
+        ctx.emit(f"{target} = {acc}")
+    else:
+        _emit_fold(ctx, kind, target, acc, dtype)
+
+
 reduce_sum_p = Primitive("reduce_sum")
 impl_rules[reduce_sum_p] = lambda x, axes: np.sum(x, axis=axes)
 
@@ -92,6 +223,9 @@ def _reduce_sum_jvp(primals: Any, tangents: Any, axes: tuple[int, ...]) -> Any:
 @def_transpose(reduce_sum_p)
 def _reduce_sum_transpose(ct: Any, x: Any, axes: tuple[int, ...]) -> Any:
     return [_broadcast_back(ct, x.aval.shape, axes)]
+
+
+def_lowering(reduce_sum_p)(_reduction_lowering("sum"))
 
 
 def _extremum(name: str, np_fn: Any) -> Primitive:
@@ -129,6 +263,7 @@ def reduce_max(x: Any, axes: Iterable[int]) -> Any:
 
 
 def_jvp(reduce_max_p)(_extremum_jvp(reduce_max))
+def_lowering(reduce_max_p)(_reduction_lowering("max"))
 
 reduce_min_p = _extremum("reduce_min", np.min)
 
@@ -138,12 +273,57 @@ def reduce_min(x: Any, axes: Iterable[int]) -> Any:
 
 
 def_jvp(reduce_min_p)(_extremum_jvp(reduce_min))
+def_lowering(reduce_min_p)(_reduction_lowering("min"))
 
 
 def _check_axis(prim: Primitive, x: ShapedArray, axis: int) -> None:
     if not (isinstance(axis, int) and 0 <= axis < x.ndim):
         raise FxTypeError(f"{prim.name}: axis {axis!r} is out of range for an operand of "
                           f"shape {x.shape} (valid axes are 0..{x.ndim - 1})")
+
+
+def _around(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    """(size before `axis`, its size, size after): the operand viewed as 3-d."""
+    return (int(np.prod(shape[:axis], dtype=np.int64)), shape[axis],
+            int(np.prod(shape[axis + 1:], dtype=np.int64)))
+
+
+def _arg_lowering(kind: str) -> Any:
+    """Lowering of arg<kind>: a scan along the axis keeping the first best index."""
+    def rule(ctx: Any, x: str, axis: int, index_dtype: np.dtype) -> None:
+        outer, n, inner = _around(ctx.in_avals[0].shape, axis)
+        xg, found, o, i = ctx.fresh("xg"), ctx.fresh("found"), ctx.fresh("o"), ctx.fresh("i")
+        ctx.emit(f"{xg} = {x}.reshape(({outer}, {n}, {inner}))")
+        ctx.emit(f"{found} = np.empty(({outer}, {inner}), {np_dtype(index_dtype)})")
+        ctx.emit(f"for {o} in range({outer}):")
+        with ctx.indented():
+            ctx.emit(f"for {i} in range({inner}):")
+            with ctx.indented():
+                at = _emit_arg_scan(ctx, kind, f"{xg}[{o}, ", f", {i}]", n)
+                ctx.emit(f"{found}[{o}, {i}] = {at}")
+        shape = ctx.out_aval.shape
+        ctx.emit(f"{ctx.outs[0]} = {found}[0, 0]" if not shape
+                 else f"{ctx.outs[0]} = {found}.reshape({shape!r})")
+    return rule
+
+
+def _emit_arg_scan(ctx: Any, kind: str, head: str, tail: str, n: int) -> str:
+    """Scan `head + j + tail` for j < n; return the name of the first best index.
+
+    A NaN beats every number and the first NaN is kept (numpy's argmax/argmin)."""
+    best, at, j, e = ctx.fresh("best"), ctx.fresh("at"), ctx.fresh("j"), ctx.fresh("e")
+    ctx.emit(f"{best} = {head}0{tail}")
+    ctx.emit(f"{at} = 0")
+    ctx.emit(f"for {j} in range(1, {n}):")
+    with ctx.indented():
+        ctx.emit(f"{e} = {head}{j}{tail}")
+        nan = (f" or ({e} != {e} and {best} == {best})"
+               if ctx.in_avals[0].dtype.kind == "f" else "")
+        ctx.emit(f"if {e} {'>' if kind == 'max' else '<'} {best}{nan}:")
+        with ctx.indented():
+            ctx.emit(f"{best} = {e}")
+            ctx.emit(f"{at} = {j}")
+    return at
 
 
 def _arg_extremum(name: str, np_fn: Any) -> Primitive:
@@ -165,6 +345,7 @@ def _arg_extremum(name: str, np_fn: Any) -> Primitive:
 
 
 argmax_p = _arg_extremum("argmax", np.argmax)
+def_lowering(argmax_p)(_arg_lowering("max"))
 
 
 def argmax(x: Any, axis: int, index_dtype: Any = np.int64) -> Any:
@@ -172,6 +353,7 @@ def argmax(x: Any, axis: int, index_dtype: Any = np.int64) -> Any:
 
 
 argmin_p = _arg_extremum("argmin", np.argmin)
+def_lowering(argmin_p)(_arg_lowering("min"))
 
 
 def argmin(x: Any, axis: int, index_dtype: Any = np.int64) -> Any:
@@ -210,3 +392,53 @@ def _cumsum_jvp(primals: Any, tangents: Any, axis: int, reverse: bool) -> Any:
 def _cumsum_transpose(ct: Any, x: Any, axis: int, reverse: bool) -> Any:
     # out[i] = sum_{j<=i} x[j], so ct_x[j] = sum_{i>=j} ct[i]: the reversed cumsum.
     return [cumsum(ct, axis, not reverse)]
+
+
+@def_lowering(cumsum_p)
+def _cumsum_lowering(ctx: Any, x: str, axis: int, reverse: bool) -> None:
+    outer, n, inner = _around(ctx.in_avals[0].shape, axis)
+    dt = np_dtype(ctx.out_aval.dtype)
+    xg, out_g, o = ctx.fresh("xg"), ctx.fresh("og"), ctx.fresh("o")
+    ctx.emit(f"{xg} = {x}.reshape(({outer}, {n}, {inner}))")
+    ctx.emit(f"{out_g} = np.empty(({outer}, {n}, {inner}), {dt})")
+    order = list(range(n))[::-1] if reverse else list(range(n))
+    if n:
+        ctx.emit(f"for {o} in range({outer}):")
+        with ctx.indented():
+            if inner == 1:
+                _emit_running_sum(ctx, f"{xg}[{o}, ", f"{out_g}[{o}, ", order)
+            else:
+                _emit_row_running_sum(ctx, f"{xg}[{o}, ", f"{out_g}[{o}, ", order, inner)
+    ctx.emit(f"{ctx.outs[0]} = {out_g}.reshape({ctx.out_aval.shape!r})")
+
+
+def _range(order: list[int]) -> str:
+    """`range(...)` running through `order` (consecutive integers, either direction)."""
+    step = -1 if len(order) > 1 and order[1] < order[0] else 1
+    return f"range({order[0]}, {order[-1] + step}, {step})"
+
+
+def _emit_running_sum(ctx: Any, x_row: str, out_row: str, order: list[int]) -> None:
+    acc, j = ctx.fresh("acc"), ctx.fresh("j")
+    ctx.emit(f"{acc} = {ctx.const(0, ctx.out_aval.dtype)}")
+    ctx.emit(f"for {j} in {_range(order)}:")
+    with ctx.indented():
+        ctx.emit(f"{acc} += {x_row}{j}, 0]")
+        ctx.emit(f"{out_row}{j}, 0] = {acc}")
+
+
+def _emit_row_running_sum(ctx: Any, x_rows: str, out_rows: str, order: list[int],
+                          inner: int) -> None:
+    """Rows along the axis: each output row is the previous one plus the input row."""
+    i, j, k = ctx.fresh("i"), ctx.fresh("j"), ctx.fresh("k")
+    ctx.emit(f"for {i} in range({inner}):")
+    with ctx.indented():
+        ctx.emit(f"{out_rows}{order[0]}, {i}] = {x_rows}{order[0]}, {i}]")
+    if len(order) == 1:
+        return
+    previous = f"{j} + 1" if order[1] < order[0] else f"{j} - 1"
+    ctx.emit(f"for {j} in {_range(order[1:])}:")
+    with ctx.indented():
+        ctx.emit(f"for {k} in range({inner}):")
+        with ctx.indented():
+            ctx.emit(f"{out_rows}{j}, {k}] = {out_rows}{previous}, {k}] + {x_rows}{j}, {k}]")

@@ -21,6 +21,7 @@ from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, linear_jvp
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
+from fxgrad.jit.lowering import Ctx, def_elementwise_lowering, def_lowering, np_dtype
 from fxgrad.primitives.common import is_python_scalar, same_dtype
 
 
@@ -137,6 +138,21 @@ def _broadcast_in_dim_transpose(ct: Any, x: Any, shape: tuple[int, ...],
     return [ct if aval_of(ct).shape == in_shape else reshape(ct, in_shape)]
 
 
+# A Statement, not an Elementwise rule: the framework only fuses it when the operand
+# is rank 0, and would lower the other cases as scalar assignments.
+@def_lowering(broadcast_in_dim_p)
+def _broadcast_in_dim_lowering(ctx: Ctx, x: str, shape: tuple[int, ...],
+                               broadcast_dimensions: tuple[int, ...]) -> None:
+    in_shape, out = ctx.in_avals[0].shape, ctx.outs[0]
+    if not shape:
+        ctx.emit(f"{out} = {x}")
+    elif not in_shape:
+        ctx.emit(f"{out} = np.full({shape!r}, {x}, {np_dtype(ctx.out_aval.dtype)})")
+    else:
+        expanded = tuple(_expanded_shape(in_shape, len(shape), broadcast_dimensions))
+        ctx.emit(f"{out} = np.broadcast_to({x}.reshape({expanded!r}), {shape!r}).copy()")
+
+
 # ---------------------------------------------------------------- reshape
 
 reshape_p = Primitive("reshape")
@@ -177,6 +193,28 @@ def _reshape_transpose(ct: Any, x: Any, new_sizes: tuple[int, ...]) -> Any:
     return [reshape(ct, x.aval.shape)]
 
 
+@def_lowering(reshape_p)
+def _reshape_lowering(ctx: Ctx, x: str, **params: Any) -> None:
+    """Also squeeze's and expand_dims': a view of the same row-major elements.
+
+    Rank-0 values are numba scalars, so reshapes to and from shape () read the single
+    element or build a new array; the others are views (nothing in a kernel mutates
+    an array it did not allocate).
+    """
+    in_aval, out_aval, out = ctx.in_avals[0], ctx.out_aval, ctx.outs[0]
+    if not out_aval.shape:
+        ctx.emit(f"{out} = {single_element(x, in_aval.ndim)}")
+    elif not in_aval.shape:
+        ctx.emit(f"{out} = np.full({out_aval.shape!r}, {x}, {np_dtype(out_aval.dtype)})")
+    else:
+        ctx.emit(f"{out} = {x}.reshape({out_aval.shape!r})")
+
+
+def single_element(x: str, ndim: int) -> str:
+    """The element of a size-1 array `x` of rank `ndim` (a scalar stays itself)."""
+    return f"{x}[{', '.join(['0'] * ndim)}]" if ndim else x
+
+
 # ---------------------------------------------------------------- transpose
 
 transpose_p = Primitive("transpose")
@@ -207,6 +245,14 @@ linear_jvp(transpose_p)
 def _transpose_transpose(ct: Any, x: Any, permutation: tuple[int, ...]) -> Any:
     inverse = tuple(int(i) for i in np.argsort(permutation))
     return [transpose(ct, inverse)]
+
+
+@def_lowering(transpose_p)
+def _transpose_lowering(ctx: Ctx, x: str, permutation: tuple[int, ...]) -> None:
+    if not permutation:
+        ctx.emit(f"{ctx.outs[0]} = {x}")
+    else:   # copy() makes the permuted view C-contiguous
+        ctx.emit(f"{ctx.outs[0]} = {x}.transpose({permutation!r}).copy()")
 
 
 # ---------------------------------------------------------------- squeeze
@@ -242,6 +288,9 @@ def _squeeze_transpose(ct: Any, x: Any, dimensions: tuple[int, ...]) -> Any:
     return [reshape(ct, x.aval.shape)]
 
 
+def_lowering(squeeze_p)(_reshape_lowering)
+
+
 # ---------------------------------------------------------------- expand_dims
 
 expand_dims_p = Primitive("expand_dims")
@@ -274,6 +323,9 @@ linear_jvp(expand_dims_p)
 @def_transpose(expand_dims_p)
 def _expand_dims_transpose(ct: Any, x: Any, dimensions: tuple[int, ...]) -> Any:
     return [squeeze(ct, dimensions)]
+
+
+def_lowering(expand_dims_p)(_reshape_lowering)
 
 
 # ---------------------------------------------------------------- concatenate
@@ -334,6 +386,11 @@ def _concatenate_transpose(ct: Any, *xs: Any, dimension: int) -> Any:
     return cts
 
 
+@def_lowering(concatenate_p)
+def _concatenate_lowering(ctx: Ctx, *xs: str, dimension: int) -> None:
+    ctx.emit(f"{ctx.outs[0]} = np.concatenate(({', '.join(xs)},), axis={dimension})")
+
+
 # ---------------------------------------------------------------- convert_element_type
 
 convert_element_type_p = Primitive("convert_element_type")
@@ -374,3 +431,9 @@ def _convert_element_type_jvp(primals: Any, tangents: Any, new_dtype: np.dtype) 
 @def_transpose(convert_element_type_p)
 def _convert_element_type_transpose(ct: Any, x: Any, new_dtype: np.dtype) -> Any:
     return [convert_element_type(ct, x.aval.dtype)]
+
+
+@def_elementwise_lowering(convert_element_type_p)
+def _convert_element_type_lowering(ctx: Ctx, x: str, new_dtype: np.dtype) -> str:
+    # numba's integer casts truncate toward zero like astype; bool means "nonzero"
+    return f"({x} != 0)" if new_dtype.kind == "b" else ctx.cast(x)

@@ -7,7 +7,8 @@ each derivative is itself differentiable and higher-order derivatives come from
 re-applying the rules; where the derivative is a function of the output (exp, tanh,
 logistic, sqrt, ...) the output is reused instead of recomputing from the input.
 Piecewise-constant functions (sign, floor, round) and stop_gradient have symbolic zero
-tangents.
+tangents. Lowerings to numba call numpy's scalar ufuncs, which keep float32 and follow
+numpy's conventions at domain edges (log(0) == -inf, sqrt(-1) == nan) without raising.
 """
 from __future__ import annotations
 
@@ -15,10 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from fxgrad.core.trace import Primitive
 from fxgrad.interpreters.jvp import def_jvp
-from fxgrad.primitives.arith import add, div, mul, neg, sub
+from fxgrad.jit.lowering import def_elementwise_lowering
+from fxgrad.primitives.arith import add, div, mul, neg, sub, typed
 from fxgrad.primitives.common import elementwise
 from fxgrad.primitives.logic import def_zero_jvp
+
+
+def def_ufunc_lowering(prim: Primitive, ufunc: str) -> None:
+    """Lower `prim` to numba's scalar version of the numpy ufunc `np.<ufunc>`."""
+    def_elementwise_lowering(prim)(lambda ctx, x: typed(ctx, f"np.{ufunc}({x})"))
 
 exp_p = elementwise("exp", np.exp, 1)
 
@@ -33,6 +41,9 @@ def _exp_jvp(primals: Any, tangents: Any) -> Any:
     return out, mul(tangents[0], out)
 
 
+def_ufunc_lowering(exp_p, "exp")
+
+
 log_p = elementwise("log", np.log, 1)
 
 
@@ -44,6 +55,9 @@ def log(x: Any) -> Any:
 def _log_jvp(primals: Any, tangents: Any) -> Any:
     (x,), (x_dot,) = primals, tangents
     return log(x), div(x_dot, x)
+
+
+def_ufunc_lowering(log_p, "log")
 
 
 log1p_p = elementwise("log1p", np.log1p, 1)
@@ -60,6 +74,9 @@ def _log1p_jvp(primals: Any, tangents: Any) -> Any:
     return log1p(x), div(x_dot, add(x, 1.0))
 
 
+def_ufunc_lowering(log1p_p, "log1p")
+
+
 expm1_p = elementwise("expm1", np.expm1, 1)
 
 
@@ -72,6 +89,9 @@ def expm1(x: Any) -> Any:
 def _expm1_jvp(primals: Any, tangents: Any) -> Any:
     out = expm1(primals[0])
     return out, mul(tangents[0], add(out, 1.0))
+
+
+def_ufunc_lowering(expm1_p, "expm1")
 
 
 sin_p = elementwise("sin", np.sin, 1)
@@ -87,6 +107,9 @@ def _sin_jvp(primals: Any, tangents: Any) -> Any:
     return sin(x), mul(x_dot, cos(x))
 
 
+def_ufunc_lowering(sin_p, "sin")
+
+
 cos_p = elementwise("cos", np.cos, 1)
 
 
@@ -98,6 +121,9 @@ def cos(x: Any) -> Any:
 def _cos_jvp(primals: Any, tangents: Any) -> Any:
     (x,), (x_dot,) = primals, tangents
     return cos(x), neg(mul(x_dot, sin(x)))
+
+
+def_ufunc_lowering(cos_p, "cos")
 
 
 tan_p = elementwise("tan", np.tan, 1)
@@ -113,6 +139,9 @@ def _tan_jvp(primals: Any, tangents: Any) -> Any:
     return out, mul(tangents[0], add(1.0, mul(out, out)))
 
 
+def_ufunc_lowering(tan_p, "tan")
+
+
 tanh_p = elementwise("tanh", np.tanh, 1)
 
 
@@ -124,6 +153,9 @@ def tanh(x: Any) -> Any:
 def _tanh_jvp(primals: Any, tangents: Any) -> Any:
     out = tanh(primals[0])
     return out, mul(tangents[0], sub(1.0, mul(out, out)))
+
+
+def_ufunc_lowering(tanh_p, "tanh")
 
 
 def _logistic_impl(x: np.ndarray) -> np.ndarray:
@@ -146,6 +178,13 @@ def _logistic_jvp(primals: Any, tangents: Any) -> Any:
     return out, mul(tangents[0], mul(out, sub(1.0, out)))
 
 
+@def_elementwise_lowering(logistic_p)
+def _logistic_lowering(ctx: Any, x: str) -> str:
+    one = ctx.const(1.0, ctx.out_aval.dtype)   # typed, so float32 stays float32
+    return (f"{one} / ({one} + np.exp(-{x})) if {x} >= 0 "
+            f"else np.exp({x}) / ({one} + np.exp({x}))")
+
+
 sqrt_p = elementwise("sqrt", np.sqrt, 1)
 
 
@@ -157,6 +196,9 @@ def sqrt(x: Any) -> Any:
 def _sqrt_jvp(primals: Any, tangents: Any) -> Any:
     out = sqrt(primals[0])
     return out, div(tangents[0], mul(out, 2.0))
+
+
+def_ufunc_lowering(sqrt_p, "sqrt")
 
 
 abs_p = elementwise("abs", np.abs, 1, floats_only=False)
@@ -172,6 +214,11 @@ def _abs_jvp(primals: Any, tangents: Any) -> Any:
     return abs(x), mul(x_dot, sign(x))
 
 
+@def_elementwise_lowering(abs_p)
+def _abs_lowering(ctx: Any, x: str) -> str:
+    return typed(ctx, f"abs({x})")
+
+
 sign_p = elementwise("sign", np.sign, 1, floats_only=False)
 def_zero_jvp(sign_p)
 
@@ -181,12 +228,25 @@ def sign(x: Any) -> Any:
     return sign_p.bind(x)
 
 
+@def_elementwise_lowering(sign_p)
+def _sign_lowering(ctx: Any, x: str) -> str:
+    dtype = ctx.out_aval.dtype
+    one, zero = ctx.const(1, dtype), ctx.const(0, dtype)
+    if dtype.kind == "u":
+        return f"{one} if {x} > 0 else {zero}"
+    rest = f"{zero} if {x} == 0 else {x}" if dtype.kind == "f" else zero   # NaN stays NaN
+    return f"{one} if {x} > 0 else ({ctx.const(-1, dtype)} if {x} < 0 else {rest})"
+
+
 floor_p = elementwise("floor", np.floor, 1)
 def_zero_jvp(floor_p)
 
 
 def floor(x: Any) -> Any:
     return floor_p.bind(x)
+
+
+def_ufunc_lowering(floor_p, "floor")   # math.floor would return an int
 
 
 round_p = elementwise("round", np.round, 1)
@@ -198,6 +258,9 @@ def round(x: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the built
     return round_p.bind(x)
 
 
+def_ufunc_lowering(round_p, "rint")    # half to even, as np.round
+
+
 stop_gradient_p = elementwise("stop_gradient", lambda x: x, 1, floats_only=False)
 # The JVP rule binds stop_gradient on the primal, so outer differentiation stops too.
 def_zero_jvp(stop_gradient_p)
@@ -206,3 +269,8 @@ def_zero_jvp(stop_gradient_p)
 def stop_gradient(x: Any) -> Any:
     """x itself, treated as a constant by every differentiation."""
     return stop_gradient_p.bind(x)
+
+
+@def_elementwise_lowering(stop_gradient_p)
+def _stop_gradient_lowering(ctx: Any, x: str) -> str:
+    return x

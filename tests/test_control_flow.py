@@ -1,7 +1,8 @@
 """scan: values against Python loops, derivatives to order 2 in both modes (through
 closures, nesting, reverse scans, pytree and float32 carries, grad inside the body),
 the seed Jacobian/Hessian-by-scan examples, the split of linearize into a single
-tangent scan, printing, and the errors for bad bodies and lengths."""
+tangent scan, printing, the errors for bad bodies and lengths, and jit: every case
+(and its derivatives) compiled as one kernel each, against eager evaluation."""
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from fxgrad.primitives.reduce import reduce_sum
 from fxgrad.primitives.shape import convert_element_type
 from fxgrad.primitives.unary import cos, sin, stop_gradient, tanh
 from fxgrad.test_util import check_grads
+from fxgrad.tree_util import tree_flatten, tree_leaves
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((3, 3)) * 0.5
@@ -279,3 +281,130 @@ def test_primitive_shape_rule_checks_operands_against_the_body():
         scan_bind([], [1.0], [STEPS], body, 4, False)
     with pytest.raises(FxTypeError, match=r"scan: operands \[f32\[\], f64\[\]\].*inputs"):
         scan_bind([], [np.float32(1.0)], [STEPS], body, 5, False)
+
+
+# jit -------------------------------------------------------------------------------
+# Each distinct program costs a numba compilation, so every table is jitted as ONE
+# function returning all its cases' outputs; a mismatch names the case.
+
+F32 = np.float32
+
+
+def _swap(a, b, xs):
+    """Carries exchanged each step: they must be rebound simultaneously."""
+    return fx.scan(lambda c, x: ((c[1], add(c[0], x)), c[0]), (a, b), xs)
+
+
+JIT_CASES = [(name, f, args) for name, f, args in GRAD_CASES] + [
+    ("reverse_rnn", lambda w, h, xs: fx.scan(
+        lambda h, x: (tanh(add(_matvec(w, h), x)), sin(h)), h, xs, reverse=True), (W, H0, XS)),
+    ("swap", _swap, (0.1, 0.2, STEPS)),
+    ("array_carry_unchanged", lambda h, xs: fx.scan(lambda c, x: (c, add(c, x)), h, xs),
+     (H0, XS)),
+    ("xs_row_as_carry", lambda h, xs: fx.scan(lambda c, x: (x, c), h, xs), (H0, XS)),
+    ("no_xs", lambda c: fx.scan(lambda c, _: (mul(c, 2.0), None), c, None, length=3), (1.5,)),
+    ("integer_xs", lambda c, ks: fx.scan(lambda c, x: (c, (c, x)), c, ks), (2.0, np.arange(3))),
+    ("integer_carry", lambda n, xs: fx.scan(lambda c, x: (add(c, x), mul(c, 3)), n, xs),
+     (np.int64(2), np.arange(4))),
+    ("length_0", lambda c, xs: fx.scan(lambda c, x: (add(c, x), sub(c, x)), c, xs),
+     (1.0, np.zeros(0))),
+    ("length_0_array", _rnn, (W, H0, np.zeros((0, 3)))),
+]
+
+# numba's float32 math may round differently from numpy's by an ulp.
+FLOAT32_CASES = [
+    ("float32_reverse", _reverse, (F32(0.4), STEPS.astype(F32))),
+    ("float32_rnn", _rnn, (W.astype(F32), H0.astype(F32), XS.astype(F32))),
+    ("float32_literal_carry", lambda c, xs: fx.scan(lambda c, x: (F32(2.0), mul(c, x)), c, xs),
+     (F32(0.5), STEPS.astype(F32))),
+]
+
+
+def _batched(cases):
+    """One function of all the cases' arguments returning {case name: outputs}."""
+    def f(all_args):
+        return {name: fn(*all_args[name]) for name, fn, _ in cases}
+    return f, {name: args for name, _, args in cases}
+
+
+def _check_batched_jit(cases, rtol=1e-12, atol=1e-14):
+    f, all_args = _batched(cases)
+    expected, actual = f(all_args), fx.jit(f)(all_args)
+    inputs = [a for a in tree_leaves(all_args) if isinstance(a, np.ndarray)]
+    for name, _, _ in cases:
+        e_leaves, e_tree = tree_flatten(expected[name])
+        a_leaves, a_tree = tree_flatten(actual[name])
+        assert a_tree == e_tree, f"{name}: jit returned {a_tree}, eager {e_tree}"
+        for i, (a, e) in enumerate(zip(a_leaves, e_leaves)):
+            e = np.asarray(e)
+            assert (a.dtype, a.shape) == (e.dtype, e.shape), \
+                f"{name} output {i}: jit {a.dtype}{a.shape}, eager {e.dtype}{e.shape}"
+            np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=f"{name} output {i}")
+            assert not any(np.shares_memory(a, x) for x in inputs), f"{name}: aliases an input"
+
+
+def test_jit_matches_eager_on_every_case():
+    _check_batched_jit(JIT_CASES)
+
+
+def test_jit_keeps_float32_end_to_end():
+    _check_batched_jit(FLOAT32_CASES + [_grad_case(*case) for case in FLOAT32_CASES[:2]],
+                       rtol=1e-5, atol=1e-6)
+
+
+def _sum_all(tree):
+    total = 0.0
+    for leaf in tree_leaves(tree):
+        total = add(total, reduce_sum(leaf, tuple(range(np.ndim(leaf)))) if np.ndim(leaf) else leaf)
+    return total
+
+
+def _grad_case(name, f, args):
+    """d(sum of every output)/d(first argument), a function of all the arguments."""
+    return (f"grad_{name}",
+            lambda a, *rest: fx.grad(lambda a: _sum_all(f(a, *rest)))(a), args)
+
+
+def _rnn_loss(h0):
+    return reduce_sum(_rnn(W, h0, XS)[1], (0, 1))
+
+
+DERIVATIVE_CASES = [_grad_case(*case) for case in GRAD_CASES] + [
+    ("jvp_closure", lambda a: fx.jvp(lambda a: _closure(a, STEPS), (a,), (1.0,)), (0.7,)),
+    ("jacfwd_rnn", fx.jacfwd(_rnn_loss), (H0,)),
+    ("hessian_rnn", fx.hessian(_rnn_loss), (H0,)),
+]
+
+
+def test_jit_of_derivatives_of_scans():
+    _check_batched_jit(DERIVATIVE_CASES, rtol=1e-10)
+
+
+def test_grad_of_jitted_scan_differentiates_the_same_program():
+    for name, f, args in GRAD_CASES:
+        loss = lambda a, *rest: _sum_all(f(a, *rest))
+        np.testing.assert_allclose(fx.grad(fx.jit(loss))(*args), fx.grad(loss)(*args),
+                                   rtol=1e-12, err_msg=name)
+
+
+def _scan_loops(text):
+    """The `for` lines of the kernel's scan loops (their variables are named it<n>;
+    fused elementwise loops are named differently)."""
+    return [line for line in text.splitlines() if line.lstrip().startswith("for it")]
+
+
+def test_jit_lowers_a_scan_to_one_native_loop_without_allocations():
+    text = fx.jit(_cumprod).lower(1.3, STEPS).as_text()
+    assert [line.lstrip() for line in text.splitlines() if " in range(" in line] \
+        == [_scan_loops(text)[0].lstrip()]
+    assert _scan_loops(text)[0].endswith(" in range(5):")
+    body = text.split("range(5):")[1].split("return")[0]
+    assert "np.empty((5,)" in text and "np.empty" not in body and "np.copy" not in body
+    reverse = _scan_loops(fx.jit(_reverse).lower(0.4, STEPS).as_text())
+    assert len(reverse) == 1 and reverse[0].endswith(" in range(4, -1, -1):")
+
+
+def test_jit_lowers_nested_scans_to_nested_loops():
+    outer, inner = _scan_loops(fx.jit(_nested).lower(0.6, XS).as_text())
+    assert outer.endswith(" in range(4):") and inner.endswith(" in range(3):")
+    assert len(inner) - len(inner.lstrip()) > len(outer) - len(outer.lstrip())

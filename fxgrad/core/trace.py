@@ -69,14 +69,14 @@ def _newest_trace(args: Sequence[Any]) -> "Trace | None":
     top = None
     for a in args:
         if isinstance(a, Tracer):
-            if not a.trace.alive:
+            if not a._trace.alive:
                 raise LeakedTracerError(at_user_line(
                     f"a traced value {a.aval.str_short()} was used after the transformation "
                     "that created it finished (a leaked tracer). Do not store traced values "
                     "in globals or closures that outlive the transformed call; return them "
                     "as outputs instead."))
-            if top is None or a.trace.level > top.level:
-                top = a.trace
+            if top is None or a._trace.level > top.level:
+                top = a._trace
     return top
 
 
@@ -123,8 +123,8 @@ class Trace:
     def atom(self, x: Any) -> Atom:
         """The atom standing for `x` in this trace, capturing it as a constant if needed."""
         if isinstance(x, Tracer):
-            if x.trace is self:
-                return x.var
+            if x._trace is self:
+                return x._var
         elif np.ndim(x) == 0:
             return Literal(_as_array(x))
         else:
@@ -249,32 +249,32 @@ def trace_to_program(fun: Callable[..., Sequence[Any]], in_avals: Sequence[Shape
 class Tracer:
     """A value being traced: a variable of a trace. Operators come from fxgrad.numpy."""
 
-    __slots__ = ("trace", "var")
+    __slots__ = ("_trace", "_var")
     __array_priority__ = 1000
 
     def __init__(self, trace: Trace, var: Var):
-        self.trace = trace
-        self.var = var
+        self._trace = trace
+        self._var = var
 
     @property
     def aval(self) -> ShapedArray:
-        return self.var.aval
+        return self._var.aval
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.var.aval.shape
+        return self._var.aval.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.var.aval.dtype
+        return self._var.aval.dtype
 
     @property
     def ndim(self) -> int:
-        return self.var.aval.ndim
+        return self._var.aval.ndim
 
     @property
     def size(self) -> int:
-        return self.var.aval.size
+        return self._var.aval.size
 
     def __len__(self) -> int:
         if not self.shape:
@@ -288,10 +288,10 @@ class Tracer:
 
     def concrete(self, why: str) -> Any:
         """This value as a concrete array, evaluating through older traces if needed."""
-        if not self.trace.alive:
+        if not self._trace.alive:
             raise LeakedTracerError(at_user_line(
                 f"{why} on a traced value whose transformation has finished (a leaked tracer)"))
-        value = self.trace.concrete_value(self.var, why)
+        value = self._trace.concrete_value(self._var, why)
         return value.concrete(why) if isinstance(value, Tracer) else value
 
     def __bool__(self) -> bool:

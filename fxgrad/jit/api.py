@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,14 +30,54 @@ from fxgrad.tree_util import PyTreeDef, tree_flatten, tree_unflatten
 log = logging.getLogger("fxgrad.jit")
 
 
-class Entry(NamedTuple):
-    program: Program
-    consts: list[Any]
-    out_tree: PyTreeDef
-    source: str
-    kernel_args: tuple[Any, ...]     # prepared constants then literals
-    out_dtypes: tuple[np.dtype, ...]
-    kernel: list[Callable[..., Any]]  # one-element list: replaced if the disk cache fails
+class Entry:
+    """One signature: its program and, once run on arrays, its compiled kernel.
+
+    Lowering is deferred to the first concrete call, so a jitted function used only
+    under other transformations (inlined) never compiles."""
+
+    def __init__(self, program: Program, consts: list[Any], out_tree: PyTreeDef,
+                 donated: list[int]):
+        self.program = program
+        self.consts = consts
+        self.out_tree = out_tree
+        self.donated = donated
+        self.num_args = -1                # set when the fast path may use this entry
+        self.kernel: Callable[..., Any] | None = None
+        self.out_dtypes = tuple(v.aval.dtype for v in program.outvars)
+        self.scalar_outs = tuple(i for i, v in enumerate(program.outvars) if v.aval.ndim == 0)
+        self.single_leaf = out_tree.num_leaves == 1 and out_tree.node_type is None
+
+    def lower(self) -> None:
+        if self.kernel is not None:
+            return
+        start = time.perf_counter()
+        lowered = lower_program(self.program, self.donated)
+        self.source = lowered.source
+        self.before = tuple(_prepare(c) for c in self.consts)   # kernel args before inputs
+        self.after = tuple(lowered.literals)                     # and after them
+        self.kernel = load_kernel(lowered.source)
+        if config.log_compiles:
+            log.warning("fxgrad.jit: lowered a program of %d equations in %.3f s "
+                        "(numba compiles it on this first call)",
+                        len(self.program.eqns), time.perf_counter() - start)
+
+    def run(self, flat: Sequence[Any]) -> Any:
+        """Call the kernel on prepared flat inputs; the outputs as the user's pytree."""
+        if self.kernel is None:
+            self.lower()
+        try:
+            outs = self.kernel(*self.before, *flat, *self.after)  # type: ignore[misc]
+        except (EOFError, OSError, ValueError, ImportError) as err:
+            if not _is_cache_failure(err):
+                raise
+            self.kernel = recompile_in_memory(self.source)
+            outs = self.kernel(*self.before, *flat, *self.after)
+        if self.scalar_outs:
+            outs = list(outs)
+            for i in self.scalar_outs:
+                outs[i] = np.asarray(outs[i], self.out_dtypes[i])
+        return outs[0] if self.single_leaf else tree_unflatten(self.out_tree, outs)
 
 
 def _prepare(x: Any) -> Any:
@@ -56,6 +96,7 @@ class Lowered:
         return ClosedProgram(self.entry.program, self.entry.consts)
 
     def as_text(self) -> str:
+        self.entry.lower()
         return self.entry.source
 
 
@@ -70,6 +111,7 @@ class JitFunction:
         self.static_argnames = tuple(static_argnames)
         self.donate_argnums = tuple(donate_argnums)
         self._entries: dict[Any, Entry] = {}
+        self._fast: dict[Any, Entry] = {}
 
     def _split(self, args: tuple[Any, ...], kwargs: dict) -> tuple[Any, list[Any], PyTreeDef, tuple[Any, ...]]:
         statics = normalize_argnums(self.static_argnums, len(args), "jit") if self.static_argnums else ()
@@ -108,46 +150,58 @@ class JitFunction:
                  statics: tuple[int, ...]) -> Entry:
         start = time.perf_counter()
         program, consts, out_tree = self._trace(flat, tree, args, kwargs, statics)
-        kernel = lower_program(program)
-        prepared = tuple(_prepare(c) for c in consts) + tuple(kernel.literals)
-        entry = Entry(program, consts, out_tree, kernel.source, prepared,
-                      tuple(v.aval.dtype for v in program.outvars),
-                      [load_kernel(kernel.source)])
         if config.log_compiles:
-            log.warning("fxgrad.jit: traced and lowered %s for %s in %.3f s",
+            log.warning("fxgrad.jit: traced %s for new signature %s in %.3f s",
                         getattr(self.fun, "__name__", "fun"),
                         [f"{x.dtype}{list(x.shape)}" for x in flat], time.perf_counter() - start)
-        return entry
+        return Entry(program, consts, out_tree,
+                     self._donated_leaves(args, statics, len(consts)))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Fast path: positional numpy arrays, no static arguments, signature seen before.
+        if not kwargs and not self.static_argnums and not config.disable_jit:
+            try:
+                entry = self._fast[tuple([(a.shape, a.dtype) for a in args
+                                          if type(a) is np.ndarray])]
+            except (KeyError, TypeError):
+                entry = None
+            if entry is not None and entry.num_args == len(args):
+                return entry.run([a if a.flags.c_contiguous else np.ascontiguousarray(a)
+                                  for a in args])
+        return self._call(args, kwargs)
 
     @api_boundary
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, args: tuple[Any, ...], kwargs: dict) -> Any:
         if config.disable_jit:
             return self.fun(*args, **kwargs)
         entry, flat = self._entry(args, kwargs)
         if any(isinstance(x, Tracer) for x in flat):
             outs = eval_program(entry.program, [*entry.consts, *flat])
-        else:
-            outs = _run(entry, [_prepare(x) for x in flat])
-        return tree_unflatten(entry.out_tree, outs)
+            return tree_unflatten(entry.out_tree, outs)
+        if not kwargs and all(type(a) is np.ndarray for a in args) and len(flat) == len(args):
+            entry.num_args = len(args)
+            self._fast[tuple((a.shape, a.dtype) for a in args)] = entry
+        return entry.run([_prepare(x) for x in flat])
+
+    def _donated_leaves(self, args: tuple[Any, ...], statics: tuple[int, ...],
+                        offset: int) -> list[int]:
+        """Program input indices of the leaves of the donated arguments."""
+        donated = set(normalize_argnums(self.donate_argnums, len(args), "jit")
+                      if self.donate_argnums else ())
+        indices, position = [], offset
+        for i, arg in enumerate(args):
+            if i in statics:
+                continue
+            count = len(tree_flatten(arg)[0])
+            if i in donated:
+                indices.extend(range(position, position + count))
+            position += count
+        return indices
 
     @api_boundary
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """The program and generated source this function runs for these arguments."""
         return Lowered(self._entry(args, kwargs)[0])
-
-
-def _run(entry: Entry, flat: list[Any]) -> list[Any]:
-    kernel_args = (*entry.kernel_args[:len(entry.consts)], *flat,
-                   *entry.kernel_args[len(entry.consts):])
-    try:
-        outs = entry.kernel[0](*kernel_args)
-    except (EOFError, OSError, ValueError, ImportError) as err:
-        if not _is_cache_failure(err):
-            raise
-        entry.kernel[0] = recompile_in_memory(entry.source)
-        outs = entry.kernel[0](*kernel_args)
-    return [o if isinstance(o, np.ndarray) else np.asarray(o, dt)
-            for o, dt in zip(outs, entry.out_dtypes)]
 
 
 def _is_cache_failure(err: Exception) -> bool:

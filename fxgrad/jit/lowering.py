@@ -72,6 +72,8 @@ class Builder:
         self.counter = 0
         self.literals: list[Any] = []
         self.literal_names: list[str] = []
+        # id(output var) -> (donated input name, index of that input's last use)
+        self.buffers: dict[int, tuple[str, int]] = {}
 
     def fresh(self, prefix: str = "v") -> str:
         self.counter += 1
@@ -121,6 +123,10 @@ class Ctx:
 
     def indented(self) -> Any:
         return self.builder.indented()
+
+    def cast(self, expr: str, dtype: Any = None) -> str:
+        """`expr` converted to the output dtype (numba may promote float32 to float64)."""
+        return f"{np_dtype(dtype or self.out_aval.dtype)}({expr})"
 
     def const(self, value: Any, dtype: Any) -> str:
         """A typed scalar constant expression."""
@@ -207,21 +213,32 @@ def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
     stored = [eqn.outputs[0] for _, eqn in run if uses.get(id(eqn.outputs[0]), -1) > last_index]
     flat: dict[int, str] = {}
     for v in stored:
-        env[id(v)] = builder.fresh()
-        builder.emit(f"{env[id(v)]} = np.empty({shape!r}, {np_dtype(v.aval.dtype)})")
+        env[id(v)] = _output_buffer(builder, v, last_index)
     local = dict(env)
     loads = _loop_inputs(builder, run, local, flat, shape)
     for v in stored:
         flat[id(v)] = builder.fresh("f")
         builder.emit(f"{flat[id(v)]} = {env[id(v)]}.reshape({size})")
-    builder.emit(f"for i in range({size}):")
+    i = builder.fresh("i")
+    builder.emit(f"for {i} in range({size}):")
     with builder.indented():
         for name, src in loads:
-            builder.emit(f"{name} = {src}[i]")
+            builder.emit(f"{name} = {src}[{i}]")
         for _, eqn in run:
             _emit_fused(builder, eqn, local)
         for v in stored:
-            builder.emit(f"{flat[id(v)]}[i] = {local[id(v)]}")
+            builder.emit(f"{flat[id(v)]}[{i}] = {local[id(v)]}")
+
+
+def _output_buffer(builder: Builder, v: Var, last_index: int) -> str:
+    """A donated input to write `v` into in place if it is dead by now, else a new array."""
+    donated = builder.buffers.get(id(v))
+    if donated is not None and donated[1] <= last_index:
+        del builder.buffers[id(v)]
+        return donated[0]
+    name = builder.fresh()
+    builder.emit(f"{name} = np.empty({v.aval.shape!r}, {np_dtype(v.aval.dtype)})")
+    return name
 
 
 def _loop_inputs(builder: Builder, run: list[tuple[int, Eqn]], local: dict[int, str],
@@ -250,12 +267,19 @@ def _emit_fused(builder: Builder, eqn: Eqn, local: dict[int, str]) -> None:
     local[id(eqn.outputs[0])] = name
 
 
-def lower_program(program: Program) -> Kernel:
-    """The source of `kernel(*inputs, *literals)` computing `program`'s outputs."""
+def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
+    """The source of `kernel(*inputs, *literals)` computing `program`'s outputs.
+
+    Outputs computed by a fused loop are written in place into the donated inputs
+    (indices into `program.invars`) of the same type, once nothing reads them any more.
+    """
     builder = Builder()
     in_names = [f"in{i}" for i in range(len(program.invars))]
+    builder.buffers = _match_donations(program, donated, in_names)
+    written = {name for name, _ in builder.buffers.values()}
     outs = lower_into(builder, program, in_names)
-    outs = [f"np.copy({o})" if o in in_names and v.aval.shape else o
+    written -= {name for name, _ in builder.buffers.values()}
+    outs = [f"np.copy({o})" if o in in_names and o not in written and v.aval.shape else o
             for o, v in zip(outs, program.outvars)]
     builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     params = ", ".join(in_names + builder.literal_names)
@@ -263,3 +287,18 @@ def lower_program(program: Program) -> Kernel:
               "", "@njit(cache=True, nogil=True)", f"def kernel({params}):"]
     source = "\n".join(header + builder.lines) + "\n"
     return Kernel(source, len(builder.literals), builder.literals)
+
+
+def _match_donations(program: Program, donated: Sequence[int],
+                     in_names: list[str]) -> dict[int, tuple[str, int]]:
+    last_use = _uses_after(program)
+    free = [program.invars[i] for i in donated]
+    matches = {}
+    for v in program.outvars:
+        match = next((d for d in free if isinstance(v, Var) and d.aval == v.aval
+                      and v not in program.invars), None)
+        if match is not None and match.aval.shape:
+            free.remove(match)
+            name = in_names[program.invars.index(match)]
+            matches[id(v)] = (name, last_use.get(id(match), -1))
+    return matches

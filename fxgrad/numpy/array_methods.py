@@ -6,8 +6,7 @@ operators (with reflected forms), `x[idx]`, `.T`, and methods such as `.sum()` o
 on tracers where fxgrad.numpy has an equivalent: `__array_ufunc__` sends `np.sin(t)`
 or `ndarray + t` to `fnp.sin`/`fnp.add` (and `np.add.reduce` to `fnp.sum`), and
 `__array_function__` sends `np.sum(t)` to `fnp.sum`. Anything else raises an error
-naming the numpy function. `.var` and `.trace` are not methods: those names are the
-tracer's own slots (its variable and its trace); use `fnp.var` and `fnp.trace`. `&`, `|`, `^` and `~` are logical on bools; `~` is also
+naming the numpy function. `&`, `|`, `^` and `~` are logical on bools; `~` is also
 `-x - 1` on signed integers (two's complement); other bitwise operations have no
 primitive.
 """
@@ -49,11 +48,14 @@ def _reflected(fn: Callable[..., Any]) -> Callable[..., Any]:
     return lambda self, other: fn(other, self)
 
 
+def _is_bool(x: Any) -> bool:
+    return isinstance(x, (bool, np.bool_)) or getattr(x, "dtype", None) == np.dtype(bool)
+
+
 def _bool_only(fn: Callable[..., Any], symbol: str) -> Callable[..., Any]:
     """A bitwise operator that exists for bool operands only (as logical and/or/xor)."""
     def op(x: Any, y: Any) -> Any:
-        if any(getattr(v, "dtype", np.dtype(bool)) != np.dtype(bool) for v in (x, y)
-               if not isinstance(v, bool)):
+        if not all(_is_bool(v) for v in (x, y)):
             raise FxTypeError(at_user_line(
                 f"`{symbol}` on traced values is supported for bool operands only (as a "
                 "logical operation); there are no bitwise primitives for integers"))
@@ -114,13 +116,15 @@ def _tolist(self: Any) -> Any:
 
 
 _METHODS = {
-    "sum": reductions.sum, "mean": reductions.mean, "std": reductions.std, "prod": reductions.prod, "max": reductions.max,
-    "min": reductions.min, "argmax": reductions.argmax, "argmin": reductions.argmin,
+    "sum": reductions.sum, "mean": reductions.mean, "std": reductions.std,
+    "var": reductions.var,
+    "prod": reductions.prod, "max": reductions.max, "min": reductions.min,
+    "argmax": reductions.argmax, "argmin": reductions.argmin,
     "any": reductions.any, "all": reductions.all, "cumsum": reductions.cumsum,
     "reshape": _reshape_method, "transpose": _transpose_method, "ravel": shaping.ravel,
     "flatten": shaping.ravel, "squeeze": shaping.squeeze, "swapaxes": shaping.swapaxes,
     "repeat": shaping.repeat, "astype": ew.astype, "clip": ew.clip, "round": ew.round,
-    "dot": dot.dot, "take": indexing.take, "diagonal": indexing.diagonal,
+    "dot": dot.dot, "take": indexing.take, "diagonal": indexing.diagonal, "trace": indexing.trace,
     "copy": creation.copy, "item": _item, "tolist": _tolist,
 }
 

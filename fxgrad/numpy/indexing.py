@@ -262,8 +262,9 @@ def take_along_axis(arr: Any, indices: Any, axis: int) -> Any:
     strides = np.cumprod((list(shape_of(a)[1:]) + [1])[::-1])[::-1]
     base = sum(np.arange(n).reshape([-1 if d == i else 1 for d in range(len(s))]) * strides[i]
                for i, n in enumerate(out_shape) if i != ax)
-    idx = _wrap(idx, s[ax], ax)
-    flat = add(multiply(cast(idx, np.int64), int(strides[ax])), np.asarray(base, np.int64))
+    idx = cast(_wrap(idx, s[ax], ax), np.int64)
+    flat = add(idx if strides[ax] == 1 else multiply(idx, int(strides[ax])),
+               np.asarray(base, np.int64))
     flat = broadcast_to_shape(flat, out_shape)
     return out(gather(shape_prims.reshape(a, (-1,)), flat, 0))
 

@@ -23,7 +23,7 @@ from fxgrad.primitives import shape as shape_prims
 from fxgrad.primitives.indexing import gather, pad as pad_prim, static_slice
 
 
-def shape(a: Any) -> tuple[int, ...]:   # noqa: F811  (numpy's name)
+def shape(a: Any) -> tuple[int, ...]:
     return shape_of(operand(a, "shape"))
 
 
@@ -57,7 +57,7 @@ def _infer_size(new_shape: tuple[int, ...], size: int) -> tuple[int, ...]:
     return tuple(size // known if s == -1 else s for s in new_shape)
 
 
-def reshape(a: Any, shape: Any, order: str = "C") -> Any:   # noqa: F811  (numpy's name)
+def reshape(a: Any, shape: Any, order: str = "C") -> Any:
     """`a` with a new shape (row-major); one dimension may be -1."""
     if order != "C":
         raise FxValueError(at_user_line(f"reshape: only order='C' is supported, got {order!r}"))
@@ -126,7 +126,7 @@ def expand_dims(a: Any, axis: Any) -> Any:
     return out(shape_prims.expand_dims(a, axes))
 
 
-def broadcast_to(array: Any, shape: Any) -> Any:   # noqa: F811  (numpy's name)
+def broadcast_to(array: Any, shape: Any) -> Any:
     """`array` broadcast to `shape` by numpy's rules."""
     array = operand(array, "broadcast_to")
     target = _as_shape(shape)

@@ -22,7 +22,7 @@ import numpy as np
 
 from fxgrad.core.ir import Atom, ClosedProgram, Eqn, Literal, Program, Var, dce
 
-# Algebraic rewrites: (operands, **params) -> replacement atom or None.
+# Algebraic rewrites: (rewriter, *operands, **params) -> replacement atom or None.
 rewrite_rules: dict[Any, Callable[..., Atom | None]] = {}
 commutative: set[Any] = set()
 
@@ -42,32 +42,75 @@ def _params_key(params: dict) -> Any:
         return ("unhashable", id(params))
 
 
-class _Pass:
+class Rewriter:
+    """One pass over a program; also the interface rewrite rules see.
+
+    Rules call `producer(atom)` to look at the equation defining an operand,
+    `scalar(atom)` for the value of a literal, a uniform constant or a broadcast
+    literal, and `emit(prim, *operands, **params)` to add equations (which are
+    themselves folded, rewritten and deduplicated).
+    """
+
     def __init__(self, program: Program, consts: dict[int, Any], log: list[str] | None):
         self.program = program
         self.consts = consts          # id(var) -> known constant value
         self.subst: dict[int, Atom] = {}
         self.seen: dict[Any, list[Var]] = {}
+        self.producers: dict[int, Eqn] = {}
+        self.eqns: list[Eqn] = []
+        self.processed: list[Eqn] = []
         self.log = log
         self.changed = False
+        self.depth = 0
 
     def read(self, atom: Atom) -> Atom:
         return atom if isinstance(atom, Literal) else self.subst.get(id(atom), atom)
 
-    def note(self, what: str, eqn: Eqn) -> None:
+    def note(self, what: str, eqn: Eqn, detail: str = "") -> None:
         self.changed = True
         if self.log is not None:
-            self.log.append(f"{what}: {eqn.prim.name}")
+            self.log.append(f"{what}: {eqn.prim.name}{' -> ' + detail if detail else ''}")
 
     def run(self) -> Program:
-        eqns = []
         for eqn in self.program.eqns:
-            new = Eqn(eqn.prim, [self.read(a) for a in eqn.inputs], eqn.params, eqn.outputs)
-            if not (self.fold(new) or self.rewrite(new) or self.cse(new)):
-                eqns.append(new)
+            self.process(Eqn(eqn.prim, [self.read(a) for a in eqn.inputs], eqn.params,
+                             eqn.outputs))
         outs = [self.read(v) for v in self.program.outvars]
-        return Program(self.program.invars, eqns, outs, self.program.num_consts)
+        return Program(self.program.invars, self.eqns, outs, self.program.num_consts)
 
+    def process(self, eqn: Eqn) -> None:
+        self.processed.append(eqn)   # keeps its vars alive: the tables are keyed by id
+        if not (self.fold(eqn) or self.rewrite(eqn) or self.cse(eqn)):
+            self.eqns.append(eqn)
+            self.producers.update((id(v), eqn) for v in eqn.outputs)
+
+    # ---- the interface of rewrite rules
+    def producer(self, atom: Atom) -> Eqn | None:
+        return None if isinstance(atom, Literal) else self.producers.get(id(atom))
+
+    def scalar(self, atom: Atom) -> Any:
+        """The single value every element of `atom` is known to have, else None."""
+        value = self.value(atom)
+        if value is not None:
+            flat = np.ravel(value)
+            return flat[0] if flat.size and np.all(flat == flat[0]) else None
+        eqn = self.producer(atom)
+        if eqn is not None and eqn.prim.name == "broadcast_in_dim":
+            return self.scalar(eqn.inputs[0])
+        return None
+
+    def emit(self, prim: Any, *operands: Atom, **params: Any) -> Atom:
+        from fxgrad.core.trace import abstract_eval
+        avals = abstract_eval(prim, [a.aval for a in operands], params)
+        eqn = Eqn(prim, operands, params, [Var(a) for a in avals])
+        self.depth += 1
+        try:
+            self.process(eqn)
+        finally:
+            self.depth -= 1
+        return self.read(eqn.outputs[0])
+
+    # ---- the passes
     def value(self, atom: Atom) -> Any:
         return atom.val if isinstance(atom, Literal) else self.consts.get(id(atom))
 
@@ -88,11 +131,13 @@ class _Pass:
 
     def rewrite(self, eqn: Eqn) -> bool:
         rule = rewrite_rules.get(eqn.prim)
-        replacement = rule(eqn, *eqn.inputs, **eqn.params) if rule else None
+        if rule is None or self.depth > 8:
+            return False
+        replacement = rule(self, *eqn.inputs, **eqn.params)
         if replacement is None or replacement.aval != eqn.outputs[0].aval:
             return False
         self.subst[id(eqn.outputs[0])] = replacement
-        self.note("rewrite", eqn)
+        self.note("rewrite", eqn, getattr(rule, "__name__", ""))
         return True
 
     def cse(self, eqn: Eqn) -> bool:
@@ -116,7 +161,7 @@ def simplify_program(program: Program, consts: list[Any], log: list[str] | None 
     const_values = {id(v): c for v, c in zip(program.invars, consts)
                     if isinstance(c, np.ndarray) or np.isscalar(c)}
     for _ in range(max_iterations):
-        p = _Pass(program, dict(const_values), log)
+        p = Rewriter(program, dict(const_values), log)
         program = dce(p.run())
         if not p.changed:
             break

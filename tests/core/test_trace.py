@@ -125,11 +125,11 @@ def test_operations_go_to_the_newest_trace_and_older_tracers_become_constants():
             y = inner.new_arg(F64)
             z = mul(x, y)
             w = mul(y, x)       # operand order does not matter
-            assert z.trace is inner and w.trace is inner
+            assert z._trace is inner and w._trace is inner
             program, consts = inner.build([add(z, w)])
         assert program.num_consts == 1 and consts[0] is x
         v = mul(x, 3.0)
-        assert v.trace is outer
+        assert v._trace is outer
     assert [e.prim.name for e in outer.eqns] == ["mul"]
 
 
@@ -237,7 +237,7 @@ def test_using_a_leaked_tracer_raises():
         return [x]
     trace_to_program(fun, [F64], [np.array(1.0)])
     (tracer,) = leaked
-    assert isinstance(tracer, Tracer) and not tracer.trace.alive
+    assert isinstance(tracer, Tracer) and not tracer._trace.alive
     with pytest.raises(LeakedTracerError) as excinfo:
         add(tracer, 1.0)
     assert "leaked" in str(excinfo.value) and THIS_FILE in str(excinfo.value)
@@ -255,7 +255,7 @@ def test_a_trace_is_closed_even_when_tracing_fails():
         raise RuntimeError("user error")
     with pytest.raises(RuntimeError, match="user error"):
         trace_to_program(fun, [F64])
-    assert not leaked[0].trace.alive
+    assert not leaked[0]._trace.alive
 
 
 def test_traces_get_increasing_levels():

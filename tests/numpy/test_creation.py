@@ -24,7 +24,8 @@ STATIC = [
     ("linspace", lambda m: m.linspace(0.0, 1.0, 7)),
     ("linspace_open", lambda m: m.linspace(-1.0, 1.0, 4, endpoint=False)),
     ("logspace", lambda m: m.logspace(0.0, 2.0, 3)),
-    ("array", lambda m: m.array([[1, 2], [3, 4]])), ("array_ndmin", lambda m: m.array(2.0, ndmin=2)),
+    ("array", lambda m: m.array([[1, 2], [3, 4]])),
+    ("array_ndmin", lambda m: m.array(2.0, ndmin=2)),
     ("asarray", lambda m: m.asarray([1.0, 2.0], np.float32)), ("copy", lambda m: m.copy(X)),
 ]
 

@@ -1,6 +1,9 @@
 """Arithmetic primitives: values against numpy, derivatives to order 2 in both modes
 (including a broadcast scalar operand), dtype preservation, shape and dtype errors, and
-the special cases of max/min ties, pow at zero and integer_pow exponents."""
+the special cases of max/min ties, pow at zero and integer_pow exponents; numba
+lowerings against eager evaluation (values, NaN/inf edges, derivative programs)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -8,7 +11,8 @@ import fxgrad as fx
 from fxgrad.core.errors import FxTypeError
 from fxgrad.interpreters.jvp import is_zero, jvp_rules
 from fxgrad.primitives import arith
-from fxgrad.test_util import check_grads
+from fxgrad.test_util import check_grads, check_jit
+from fxgrad.tree_util import tree_flatten
 
 
 def _any(rng, shape):
@@ -186,3 +190,108 @@ def test_neg(shape):
 def test_integer_division_floors_like_numpy():
     x, y = np.array([7, -7]), np.array([2, 2])
     np.testing.assert_array_equal(arith.div(x, y), np.floor_divide(x, y))
+
+
+# ----------------------------------------------------------------------------- jit
+# Each test jits ONE function computing a whole table of cases: one numba compilation.
+
+def _check_jit_cases(cases, rtol=1e-12):
+    """check_jit of all `cases` (name -> (fn, args)) at once; a mismatch names its case."""
+    names = sorted(cases)   # dict outputs flatten in sorted key order
+    args = {n: cases[n][1] for n in names}
+    try:
+        check_jit(lambda a: {n: cases[n][0](*a[n]) for n in names}, (args,), rtol=rtol)
+    except AssertionError as err:
+        leaves = [n for n in names for _ in tree_flatten(cases[n][0](*args[n]))[0]]
+        index = re.search(r"output (\d+)", str(err))
+        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
+
+
+JIT_SHAPES = BINARY_SHAPES + [((0,), (0,)), ((1,), (1,)), ((0,), ())]
+NAN, INF = np.nan, np.inf
+EDGES = {   # numpy's answers at NaN, inf, zero denominators, ties of signed zeros
+    "div": ([1.0, -1.0, 0.0, NAN, INF], [0.0, 0.0, 0.0, 1.0, INF]),
+    "max": ([NAN, 1.0, NAN, -0.0, 0.0, INF], [1.0, NAN, NAN, 0.0, -0.0, 2.0]),
+    "min": ([NAN, 1.0, NAN, -0.0, 0.0, -INF], [1.0, NAN, NAN, 0.0, -0.0, 2.0]),
+    "pow": ([0.0, 0.0, -8.0, -2.0, INF, NAN], [-1.0, 0.0, 1 / 3, 2.0, -1.0, 0.0]),
+}
+
+
+def _float_cases(dtype):
+    cases = {}
+    for k, (name, fn, _, x_domain, y_domain) in enumerate(BINARY):
+        for shapes in JIT_SHAPES:
+            args = _binary_args(x_domain, y_domain, shapes, k)
+            cases[f"{name}{shapes}"] = (fn, tuple(a.astype(dtype) for a in args))
+        cases[f"{name} literal"] = (lambda x, fn=fn: fn(x, 1.5), (x_domain(np.random.default_rng(k), (3,)).astype(dtype),))
+    for name, (x, y) in EDGES.items():
+        cases[f"{name} edges"] = (getattr(arith, name), (np.array(x, dtype), np.array(y, dtype)))
+    x = _nonzero(np.random.default_rng(9), (3, 4)).astype(dtype)
+    for y in INT_POWERS + [-7, 13, 100]:
+        cases[f"integer_pow y={y}"] = (lambda a, y=y: arith.integer_pow(a, y), (x,))
+        cases[f"integer_pow y={y} ()"] = (lambda a, y=y: arith.integer_pow(a, y), (x[0, 0],))
+    edge = np.array([0.0, -0.0, NAN, INF], dtype)
+    cases["integer_pow edges"] = (lambda a: [arith.integer_pow(a, y) for y in (-2, -1, 0, 3)], (edge,))
+    cases["neg"] = (arith.neg, (x,))
+    cases["neg ()"] = (arith.neg, (x[0, 0],))
+    return cases
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+def test_jit_matches_eager_floats(dtype, rtol):
+    # float32 transcendental (pow) results may differ from numpy's SIMD loops by an ulp
+    with np.errstate(all="ignore"):
+        _check_jit_cases(_float_cases(dtype), rtol=rtol)
+
+
+def _int_cases():
+    rng = np.random.default_rng(10)
+    x, y = rng.integers(-9, 10, (3, 4)), rng.integers(1, 5, (3, 4)) * rng.choice([-1, 1], (3, 4))
+    cases = {}
+    for name in ("add", "sub", "mul", "div", "max", "min"):
+        fn = getattr(arith, name)
+        cases[name] = (fn, (x, y))
+        cases[f"{name} ()"] = (fn, (x[0, 0], y[0, 0]))
+        cases[f"{name} scalar y"] = (fn, (x, y[0, 0]))
+        cases[f"{name} int32"] = (fn, (x.astype(np.int32), y.astype(np.int32)))
+    lowest = np.iinfo(np.int64).min   # floor division, x // 0 == 0, MIN // -1 == MIN
+    cases["div edges"] = (arith.div, (np.array([7, -7, 7, -7, 5, 0, lowest, lowest]),
+                                      np.array([2, 2, -2, -2, 0, 0, -1, 1])))
+    for y in (0, 1, 2, 3, 13, 41):   # 3**41 wraps around, as in numpy
+        cases[f"integer_pow y={y}"] = (lambda a, y=y: arith.integer_pow(a, y), (x,))
+    cases["integer_pow int32"] = (lambda a: arith.integer_pow(a, 3), (x.astype(np.int32),))
+    cases["neg"] = (arith.neg, (x,))
+    cases["neg int32"] = (arith.neg, (x.astype(np.int32),))
+    b, c = x > 0, y > 0
+    for name in ("add", "mul", "max", "min"):   # or, and, or, and on bools
+        cases[f"{name} bool"] = (getattr(arith, name), (b, c))
+    return cases
+
+
+def test_jit_matches_eager_integers_and_bools():
+    with np.errstate(all="ignore"):
+        _check_jit_cases(_int_cases(), rtol=0)
+
+
+def _derivative_cases():
+    cases = {}
+    for k, (name, fn, _, x_domain, y_domain) in enumerate(BINARY):
+        for shapes in [((3, 4), (3, 4)), ((3, 4), ()), ((), ())]:
+            args = _binary_args(x_domain, y_domain, shapes, k)
+            tangents = tuple(np.ones_like(a) for a in args)
+            ct = np.ones(np.broadcast_shapes(*shapes))
+            cases[f"{name}{shapes} jvp"] = (lambda *a, fn=fn, t=tangents: fx.jvp(fn, a, t)[1], args)
+            cases[f"{name}{shapes} vjp"] = (lambda *a, fn=fn, ct=ct: fx.vjp(fn, *a)[1](ct), args)
+        args = _binary_args(x_domain, y_domain, ((), ()), k)
+        cases[f"{name} hessian"] = (fx.hessian(fn, argnums=(0, 1)), args)
+    x = _nonzero(np.random.default_rng(11), (3, 4))
+    for y in INT_POWERS:
+        f = lambda a, y=y: arith.integer_pow(a, y)
+        cases[f"integer_pow y={y} jvp"] = (lambda a, f=f: fx.jvp(f, (a,), (np.ones_like(a),))[1], (x,))
+        cases[f"integer_pow y={y} grad2"] = (fx.grad(fx.grad(f)), (x[0, 0],))
+    cases["neg vjp"] = (lambda a: fx.vjp(arith.neg, a)[1](np.ones_like(a)), (x,))
+    return cases
+
+
+def test_jit_of_derivative_programs():
+    _check_jit_cases(_derivative_cases(), rtol=1e-12)
