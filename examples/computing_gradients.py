@@ -3,7 +3,7 @@
 Theano builds a symbolic expression `gy = T.grad(x ** 2, x)`, prints it with `pp`
 and compiles it with `theano.function`. In fxgrad the gradient is a function,
 `fx.grad(f)`, that you call on numbers; `fx.make_jaxpr` prints the program it runs,
-which plays the part of `pp(gy)`.
+which plays the part of `pp(gy)`, and `fx.simplify` shows it after optimization.
 
 Run: python examples/computing_gradients.py
 """
@@ -30,6 +30,13 @@ def main():
     (value,) = program(np.float64(94.2))
     print("evaluating that program at 94.2 gives", value)
     assert np.allclose(value, 188.4)
+
+    # Theano's optimizer left one node, (2.0 * x); fxgrad's simplifier does the same.
+    optimized = fx.simplify(program)
+    print("\nAfter simplification (the counterpart of pp(f.maker.fgraph.outputs[0])):")
+    print(optimized)
+    assert len(optimized.eqns) == 1
+    assert np.allclose(optimized(np.float64(94.2))[0], 188.4)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,14 @@
 >>> fx.grad(lambda x: x ** 2)(4.0)
 array(8.)
 """
-from fxgrad import primitives as _primitives  # noqa: F401  (registers every rule)
+import os as _os
+
+# `primitives/` is installed as `fxgrad.primitives`; when fxgrad is imported from a
+# source checkout instead (e.g. `python -m pytest` in the repository), find it there.
+if not _os.path.isdir(_os.path.join(__path__[0], "primitives")):
+    __path__.append(_os.path.dirname(__path__[0]))
+
+from fxgrad import primitives as _primitives  # noqa: E402,F401  (registers every rule)
 from fxgrad import numpy as _numpy  # noqa: F401  (gives tracers their operators and methods)
 from fxgrad import tree_util
 from fxgrad.api import (Lop, Rop, grad, hvp, jvp, linearize, make_jaxpr, value_and_grad,

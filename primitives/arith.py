@@ -19,8 +19,7 @@ from fxgrad.interpreters.evaluation import def_impl, impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_elementwise_lowering
-from fxgrad.primitives.common import (binary_shape, check_float, coerce, elementwise,
-                                      unbroadcast)
+from fxgrad.primitives.common import check_float, coerce, elementwise, unbroadcast
 from fxgrad.primitives.logic import eq, gt, select
 
 
@@ -340,10 +339,12 @@ def _integer_pow_jvp(primals: Any, tangents: Any, *, y: int) -> Any:
 def _integer_pow_lowering(ctx: Any, x: str, *, y: int) -> str:
     # numba unrolls `x ** <int literal>` into exponentiation by squaring (multiplications
     # only); 1 / x^|y| goes through np.divide, as numba's own inversion raises at x == 0.
+    # float32 is multiplied out in float64 and rounded once (y roundings would cost y ulps).
     dtype = ctx.out_aval.dtype
     if y == 0:
         return ctx.const(1, dtype)
     if y == 1:
         return x
-    power = f"{x} ** {abs(y)}"
-    return typed(ctx, power if y > 0 else f"np.divide({ctx.const(1, dtype)}, {power})")
+    work = np.dtype(np.float64) if dtype.kind == "f" else dtype
+    power = f"{ctx.cast(x, work) if work != dtype else x} ** {abs(y)}"
+    return typed(ctx, power if y > 0 else f"np.divide({ctx.const(1, work)}, {power})")

@@ -325,13 +325,15 @@ def _as_scalar(expr: str, aval: ShapedArray) -> str:
     return f"{np_dtype(aval.dtype)}({expr})" if aval.shape == () else expr
 
 
-def _bind_scalar(ctx: Ctx, expr: str, aval: ShapedArray) -> str:
-    """A rank-0 const bound once, typed, to a local; arrays pass through."""
-    if aval.shape != ():
-        return expr
-    name = ctx.fresh("k")
-    ctx.emit(f"{name} = {_as_scalar(expr, aval)}")
-    return name
+def _bind_scalars(ctx: Ctx, exprs: Sequence[str], avals: Sequence[ShapedArray]) -> list[str]:
+    """Rank-0 consts bound once, typed, to locals (one per distinct value); arrays pass
+    through."""
+    bound: dict[str, str] = {}
+    for expr, aval in zip(exprs, avals):
+        if aval.shape == () and expr not in bound:
+            bound[expr] = ctx.fresh("k")
+            ctx.emit(f"{bound[expr]} = {_as_scalar(expr, aval)}")
+    return [bound.get(expr, expr) for expr in exprs]
 
 
 @def_lowering(scan_p)
@@ -339,20 +341,31 @@ def _scan_lowering(ctx: Ctx, *operands: str, program: Program, num_consts: int,
                    num_carry: int, length: int, reverse: bool) -> None:
     consts, init, xs = _split3(operands, num_consts, num_carry)
     const_avals, carry_avals, _ = _split3(ctx.in_avals, num_consts, num_carry)
-    consts = [_bind_scalar(ctx, c, a) for c, a in zip(consts, const_avals)]
+    consts = _bind_scalars(ctx, consts, const_avals)
     for name, value, aval in zip(ctx.outs, init, carry_avals):
         ctx.emit(f"{name} = {_as_scalar(value, aval)}")
     for name, aval in zip(ctx.outs[num_carry:], ctx.out_avals[num_carry:]):
         ctx.emit(f"{name} = np.empty({aval.shape!r}, {np_dtype(aval.dtype)})")
     if length > 0:
-        it = ctx.fresh("it")
-        steps = f"range({length - 1}, -1, -1)" if reverse else f"range({length})"
-        ctx.emit(f"for {it} in {steps}:")
-        with ctx.indented():
-            _emit_step(ctx, program, consts, xs, it, num_carry)
+        _emit_loop(ctx, program, consts, xs, length, reverse, num_carry)
+    _copy_passed_through(ctx, program, carry_avals, length)
+
+
+def _emit_loop(ctx: Ctx, program: Program, consts: list[str], xs: Sequence[str],
+               length: int, reverse: bool, num_carry: int) -> None:
+    it = ctx.fresh("it")
+    steps = f"range({length - 1}, -1, -1)" if reverse else f"range({length})"
+    ctx.emit(f"for {it} in {steps}:")
+    with ctx.indented():
+        _emit_step(ctx, program, consts, xs, it, num_carry)
+
+
+def _copy_passed_through(ctx: Ctx, program: Program, carry_avals: Sequence[ShapedArray],
+                         length: int) -> None:
+    """Copy array carries that may still be an operand (never hand out the caller's array)."""
     for k, (name, aval) in enumerate(zip(ctx.outs, carry_avals)):
         passed_through = length == 0 or any(program.outvars[k] is v for v in program.invars)
-        if passed_through and aval.shape != ():   # never hand out the caller's array
+        if passed_through and aval.shape != ():
             ctx.emit(f"{name} = np.copy({name})")
 
 

@@ -186,13 +186,25 @@ def _view(ctx: Any, x: str, shape: tuple[int, ...], perm: Dims,
           new_shape: tuple[int, ...]) -> str:
     """`x` (of `shape`) with its axes permuted by `perm`, C-contiguous, reshaped."""
     if perm != tuple(range(len(perm))):
-        permuted = ctx.fresh("p")
-        ctx.emit(f"{permuted} = np.ascontiguousarray(np.transpose({x}, {perm!r}))")
-        x, shape = permuted, _sizes(shape, perm)
+        x, shape = _emit_permuted_copy(ctx, x, shape, perm), _sizes(shape, perm)
     if shape == new_shape:
         return x
     name = ctx.fresh("m")
     ctx.emit(f"{name} = {x}.reshape({new_shape!r})")
+    return name
+
+
+def _emit_permuted_copy(ctx: Any, x: str, shape: tuple[int, ...], perm: Dims) -> str:
+    """A C-contiguous copy of `x` with axes permuted by `perm`, by loops (numba compiles
+    copies of strided N-d views slowly)."""
+    name, index = ctx.fresh("p"), [ctx.fresh("i") for _ in perm]
+    ctx.emit(f"{name} = np.empty({_sizes(shape, perm)!r}, {np_dtype(ctx.in_avals[0].dtype)})")
+    with contextlib.ExitStack() as loops:
+        for i, axis in zip(index, perm):
+            ctx.emit(f"for {i} in range({shape[axis]}):")
+            loops.enter_context(ctx.indented())
+        source = ", ".join(index[perm.index(axis)] for axis in range(len(perm)))
+        ctx.emit(f"{name}[{', '.join(index)}] = {x}[{source}]")
     return name
 
 
@@ -202,7 +214,6 @@ def _blas_operand(ctx: Any, x: str, shape: tuple[int, ...], batch: Dims, rows: D
 
     Stored as (batch, cols, rows) it is used transposed, without a copy. Without batch
     axes an empty free run gives a vector, so np.dot is a BLAS matrix-vector product."""
-    sizes = _sizes(shape, batch)
     if not batch and not free:
         return _view(ctx, x, shape, rows + cols, (_size(shape, rows + cols),)), ""
     swapped = batch + cols + rows
@@ -210,7 +221,7 @@ def _blas_operand(ctx: Any, x: str, shape: tuple[int, ...], batch: Dims, rows: D
     perm = swapped if transposed else batch + rows + cols
     inner = (_size(shape, cols), _size(shape, rows)) if transposed \
         else (_size(shape, rows), _size(shape, cols))
-    name = _view(ctx, x, shape, perm, (sizes + inner) if batch else inner)
+    name = _view(ctx, x, shape, perm, ((_size(shape, batch),) + inner) if batch else inner)
     return name, ".T" if transposed else ""
 
 
@@ -267,16 +278,23 @@ def _emit_loops(ctx: Any, x: str, y: str, dims: DimensionNumbers) -> None:
     _emit_result(ctx, f"{out3}[0, 0, 0]" if not out_aval.shape else out3, shape3)
 
 
+def _emit_scaled(ctx: Any, x: str, y: str) -> None:
+    """The product with a rank-0 operand, whose output is the other operand's layout."""
+    product, out_aval = f"{x} * {y}", ctx.out_aval
+    if not out_aval.shape:
+        product = ctx.cast(product)
+    elif out_aval.dtype.kind not in "fc":   # numba widens small integers and bools
+        product = f"({product}).astype({np_dtype(out_aval.dtype)})"
+    ctx.emit(f"{ctx.outs[0]} = {product}")
+
+
 @def_lowering(dot_general_p)
 def _dot_general_lowering(ctx: Any, x: str, y: str, dimension_numbers: DimensionNumbers) -> None:
     (x_aval, y_aval), out_aval = ctx.in_avals, ctx.out_aval
     dt, out = np_dtype(out_aval.dtype), ctx.outs[0]
     contracted = _size(x_aval.shape, dimension_numbers[0][0])
     if x_aval.ndim == 0 or y_aval.ndim == 0:   # no axis to pair: a scaled copy
-        product = f"{x} * {y}"
-        ctx.emit(f"{out} = {ctx.cast(product) if not out_aval.shape else product}"
-                 + (f".astype({dt})" if out_aval.shape and out_aval.dtype.kind not in "fc"
-                    else ""))
+        _emit_scaled(ctx, x, y)
     elif out_aval.size == 0 or contracted == 0:
         ctx.emit(f"{out} = " + (f"np.zeros({out_aval.shape!r}, {dt})" if out_aval.shape
                                  else ctx.const(0, out_aval.dtype)))

@@ -5,7 +5,8 @@ array and padding puts an array back into a box of zeros (interior padding fills
 the gaps a stride leaves). gather is `np.take(x, indices, axis, mode="clip")`; its
 transpose adds every cotangent entry back at the index it was taken from, which is
 scatter_add (`np.add.at` on a copy), whose transpose is in turn a gather. Indices
-are integer arrays and are never differentiated.
+are integer arrays and are never differentiated. The numba lowerings copy a strided
+slice, and write explicit loops for the rest.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
 from fxgrad.primitives.common import coerce
 from fxgrad.primitives.shape import (as_int, as_operand, canonical_axis, def_shape_rule,
-                                     int_tuple)
+                                     int_tuple, loop_nest, new_array)
 
 
 # ---------------------------------------------------------------- slice
@@ -180,9 +181,15 @@ def _pad_lowering(ctx: Ctx, x: str, padding_value: str,
         return
     ctx.emit(f"{out} = np.full({out_aval.shape!r}, {padding_value}, "
              f"{np_dtype(out_aval.dtype)})")
-    if ctx.in_avals[0].size:
-        index = _index_text(_interior_slices(out_aval.shape, padding_config))
-        ctx.emit(f"{out}[{index}] = {x}")
+    with loop_nest(ctx, in_shape) as i:
+        target = [_affine(lo, interior + 1, j) for j, (lo, _, interior) in zip(i, padding_config)]
+        ctx.emit(f"{out}[{', '.join(target)}] = {x}[{', '.join(i)}]")
+
+
+def _affine(offset: int, step: int, i: str) -> str:
+    """Source text of `offset + step * i`, without the unit terms."""
+    scaled = i if step == 1 else f"{step} * {i}"
+    return scaled if offset == 0 else f"{offset} + {scaled}"
 
 
 def _sum_outside(ct: Any, ct_inside: Any, value_aval: ShapedArray) -> Any:
@@ -247,49 +254,57 @@ def _gather_transpose(ct: Any, x: Any, indices: Any, axis: int) -> Any:
 
 
 # gather and scatter_add lower to loops over (before, index, after) views of their
-# arrays: the axis splits the operand into a (pre, n, post) block.
+# arrays: the axis splits the operand into a (pre, n, post) block; unit pre and post
+# dimensions are left out.
 
 def _blocks(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
     return (int(np.prod(shape[:axis], dtype=np.int64)), shape[axis],
             int(np.prod(shape[axis + 1:], dtype=np.int64)))
 
 
+def _block_view(ctx: Ctx, x: str, shape: tuple[int, ...], pre: int, mid: int,
+                post: int) -> str:
+    """`x` (of `shape`) viewed as a (pre, mid, post) block, emitting a reshape if needed."""
+    block = tuple(d for d, keep in ((pre, pre != 1), (mid, True), (post, post != 1)) if keep)
+    if block == shape:
+        return x
+    view = ctx.fresh("b")
+    ctx.emit(f"{view} = {x}.reshape({block!r})")
+    return view
+
+
 def _emit_indexed_loops(ctx: Ctx, indices: str, pre: int, n: int, post: int,
-                        statement: Callable[[str, str, str, str], str]) -> None:
-    """Loops over p < pre, j < indices.size, q < post, running `statement(p, j, k, q)`
-    with k = indices[j] clipped to [0, n). A rank-0 `indices` is a scalar."""
+                        statement: Callable[[str, str], str]) -> None:
+    """Loops over the (pre, indices.size, post) block, emitting `statement(at_j, at_k)`
+    where at_j indexes that block and at_k the (pre, n, post) one at the index j
+    clipped to [0, n). A rank-0 `indices` is a scalar."""
     index_aval = ctx.in_avals[1]
-    p, j, k, q = (ctx.fresh(c) for c in "pjkq")
+    j, k = ctx.fresh("j"), ctx.fresh("k")
     index = indices
     if index_aval.ndim:
-        flat = ctx.fresh("idx")
-        ctx.emit(f"{flat} = {indices}.reshape({index_aval.size})")
-        index = f"{flat}[{j}]"
-    ctx.emit(f"for {p} in range({pre}):")
-    with ctx.indented():
+        index = f"{_block_view(ctx, indices, index_aval.shape, 1, index_aval.size, 1)}[{j}]"
+    with loop_nest(ctx, [pre] if pre != 1 else []) as outer:
         ctx.emit(f"for {j} in range({index_aval.size}):")
         with ctx.indented():
             ctx.emit(f"{k} = min(max(np.int64({index}), 0), {n - 1})")
-            ctx.emit(f"for {q} in range({post}):")
-            with ctx.indented():
-                ctx.emit(statement(p, j, k, q))
+            with loop_nest(ctx, [post] if post != 1 else []) as inner:
+                ctx.emit(statement(", ".join(outer + [j] + inner), ", ".join(outer + [k] + inner)))
 
 
 @def_lowering(gather_p)
 def _gather_lowering(ctx: Ctx, x: str, indices: str, axis: int) -> None:
-    out_aval, out = ctx.out_aval, ctx.outs[0]
-    pre, n, post = _blocks(ctx.in_avals[0].shape, axis)
+    x_shape, out_aval, out = ctx.in_avals[0].shape, ctx.out_aval, ctx.outs[0]
+    pre, n, post = _blocks(x_shape, axis)
     if not out_aval.shape:    # a vector at a scalar index
         ctx.emit(f"{out} = {x}[min(max(np.int64({indices}), 0), {n - 1})]")
         return
-    ctx.emit(f"{out} = np.empty({out_aval.shape!r}, {np_dtype(out_aval.dtype)})")
+    new_array(ctx)
     if not out_aval.size:
         return
-    x3, out3 = ctx.fresh("x"), ctx.fresh("o")
-    ctx.emit(f"{x3} = {x}.reshape(({pre}, {n}, {post}))")
-    ctx.emit(f"{out3} = {out}.reshape(({pre}, {ctx.in_avals[1].size}, {post}))")
+    x_block = _block_view(ctx, x, x_shape, pre, n, post)
+    out_block = _block_view(ctx, out, out_aval.shape, pre, ctx.in_avals[1].size, post)
     _emit_indexed_loops(ctx, indices, pre, n, post,
-                        lambda p, j, k, q: f"{out3}[{p}, {j}, {q}] = {x3}[{p}, {k}, {q}]")
+                        lambda at_j, at_k: f"{out_block}[{at_j}] = {x_block}[{at_k}]")
 
 
 # ---------------------------------------------------------------- scatter_add
@@ -340,20 +355,21 @@ def _scatter_add_jvp(primals: Any, tangents: Any, axis: int) -> Any:
 @def_lowering(scatter_add_p)
 def _scatter_add_lowering(ctx: Ctx, operand: str, indices: str, updates: str,
                           axis: int) -> None:
-    out, updates_aval = ctx.outs[0], ctx.in_avals[2]
-    pre, n, post = _blocks(ctx.in_avals[0].shape, axis)
+    out, out_shape, updates_aval = ctx.outs[0], ctx.out_aval.shape, ctx.in_avals[2]
+    pre, n, post = _blocks(out_shape, axis)
     ctx.emit(f"{out} = {operand}.copy()")
     if not updates_aval.size:
         return
-    out3, updates3 = ctx.fresh("o"), ctx.fresh("u")
-    ctx.emit(f"{out3} = {out}.reshape(({pre}, {n}, {post}))")
+    out_block = _block_view(ctx, out, out_shape, pre, n, post)
+    updates_block = updates    # a rank-0 update: a scalar added to a vector at a scalar index
     if updates_aval.ndim:
-        ctx.emit(f"{updates3} = {updates}.reshape(({pre}, {ctx.in_avals[1].size}, {post}))")
+        updates_block = _block_view(ctx, updates, updates_aval.shape, pre,
+                                    ctx.in_avals[1].size, post)
     accumulate = "|=" if updates_aval.dtype.kind == "b" else "+="   # np.add on bools is or
 
-    def statement(p: str, j: str, k: str, q: str) -> str:
-        update = f"{updates3}[{p}, {j}, {q}]" if updates_aval.ndim else updates
-        return f"{out3}[{p}, {k}, {q}] {accumulate} {update}"
+    def statement(at_j: str, at_k: str) -> str:
+        update = f"{updates_block}[{at_j}]" if updates_aval.ndim else updates_block
+        return f"{out_block}[{at_k}] {accumulate} {update}"
 
     _emit_indexed_loops(ctx, indices, pre, n, post, statement)
 

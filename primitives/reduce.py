@@ -112,24 +112,54 @@ def _groups(shape: tuple[int, ...], axes: tuple[int, ...]) -> list[tuple[int, bo
     return groups
 
 
-def _accumulator_dtype(kind: str, dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float64) if kind == "sum" and dtype == np.float32 else dtype
+def _emit_row_fold(ctx: Any, kind: str, row: str, n: int) -> str:
+    """Fold `row j]` for j < n into a new scalar accumulator; return its name.
+
+    Inline loops: numba compiles its np.max & co. slowly, once per dtype and rank."""
+    dtype = ctx.out_aval.dtype
+    acc_dtype = np.dtype(np.float64) if kind == "sum" and dtype == np.float32 else dtype
+    acc, j, element = ctx.fresh("acc"), ctx.fresh("j"), ctx.fresh("e")
+    ctx.emit(f"{acc} = {_identity(kind, acc_dtype)}")
+    ctx.emit(f"for {j} in range({n}):")
+    with ctx.indented():
+        ctx.emit(f"{element} = {row}{j}]")
+        _emit_fold(ctx, kind, acc, element, dtype)
+    return acc
+
+
+def _emit_whole(ctx: Any, kind: str, x: str) -> None:
+    """A reduction of every element: one np.sum (float32 accumulating in float64, as
+    numba's own float32 sum is naive), or one flat loop for max/min."""
+    x_aval = ctx.in_avals[0]
+    if kind == "sum":
+        dtype = ", dtype=np.float64" if x_aval.dtype == np.float32 else ""
+        total = f"np.sum({x}{dtype})"
+    else:
+        flat = _reshaped(ctx, x, x_aval.shape, (x_aval.size,))
+        total = _emit_row_fold(ctx, kind, f"{flat}[", x_aval.size)
+    _emit_filled(ctx, ctx.cast(total) if kind == "sum" and x_aval.dtype != np.float64
+                 else total)
+
+
+def _reshaped(ctx: Any, x: str, shape: tuple[int, ...], new_shape: tuple[int, ...]) -> str:
+    if shape == new_shape:
+        return x
+    name = ctx.fresh("xg")
+    ctx.emit(f"{name} = {x}.reshape({new_shape!r})")
+    return name
 
 
 def _reduction_lowering(kind: str) -> Any:
     """Lowering of reduce_<kind>: copy, one whole-array reduction, or grouped loops."""
     def rule(ctx: Any, x: str, axes: tuple[int, ...]) -> None:
-        x_aval, out_aval, out = ctx.in_avals[0], ctx.out_aval, ctx.outs[0]
+        x_aval, out = ctx.in_avals[0], ctx.outs[0]
         groups = _groups(x_aval.shape, axes)
         if x_aval.ndim == 0:
             ctx.emit(f"{out} = {x}")
         elif x_aval.size == 0 or not any(reduced for _, reduced in groups):
             _emit_without_folding(ctx, kind, x)
         elif all(reduced for _, reduced in groups):
-            total = f"np.{kind}({x})"
-            if _accumulator_dtype(kind, out_aval.dtype) != out_aval.dtype:
-                total = f"np.sum({x}, dtype=np.float64)"
-            _emit_filled(ctx, ctx.cast(total))
+            _emit_whole(ctx, kind, x)
         else:
             _emit_group_loops(ctx, kind, x, groups)
     return rule
@@ -155,15 +185,15 @@ def _emit_without_folding(ctx: Any, kind: str, x: str) -> None:
 
 
 def _emit_group_loops(ctx: Any, kind: str, x: str, groups: list[tuple[int, bool]]) -> None:
-    """Loop over the groups in memory order; the innermost reduced run folds a scalar."""
-    dtype = ctx.out_aval.dtype
-    dt, xg, rows = np_dtype(dtype), ctx.fresh("xg"), ctx.fresh("rows")
+    """Loops over the groups in memory order; an innermost reduced run is one np call."""
+    dtype, out_shape = ctx.out_aval.dtype, ctx.out_aval.shape
     kept = tuple(n for n, reduced in groups if not reduced)
     inner_reduced = groups[-1][1]
     written_once = inner_reduced and not any(reduced for _, reduced in groups[:-1])
-    ctx.emit(f"{xg} = {x}.reshape({tuple(n for n, _ in groups)!r})")
-    init = f"np.full({kept!r}, {_identity(kind, dtype)}, {dt})"
-    ctx.emit(f"{rows} = {f'np.empty({kept!r}, {dt})' if written_once else init}")
+    xg = _reshaped(ctx, x, ctx.in_avals[0].shape, tuple(n for n, _ in groups))
+    rows = ctx.outs[0] if kept == out_shape else ctx.fresh("rows")
+    fill = f"np.empty({kept!r}" if written_once else f"np.full({kept!r}, {_identity(kind, dtype)}"
+    ctx.emit(f"{rows} = {fill}, {np_dtype(dtype)})")
     with contextlib.ExitStack() as loops:
         index, kept_index = [], []
         for n, reduced in groups[:-1] if inner_reduced else groups:
@@ -173,29 +203,17 @@ def _emit_group_loops(ctx: Any, kind: str, x: str, groups: list[tuple[int, bool]
             loops.enter_context(ctx.indented())
         target = f"{rows}[{', '.join(kept_index)}]"
         if inner_reduced:
-            _emit_row_fold(ctx, kind, f"{xg}[{''.join(i + ', ' for i in index)}", groups[-1][0],
-                           target, written_once)
+            element = _emit_row_fold(ctx, kind, f"{xg}[{''.join(i + ', ' for i in index)}",
+                                     groups[-1][0])
         else:
             element = ctx.fresh("e")
             ctx.emit(f"{element} = {xg}[{', '.join(index)}]")
+        if written_once:
+            ctx.emit(f"{target} = {element}")
+        else:
             _emit_fold(ctx, kind, target, element, dtype)
-    ctx.emit(f"{ctx.outs[0]} = {rows}.reshape({ctx.out_aval.shape!r})")
-
-
-def _emit_row_fold(ctx: Any, kind: str, row: str, n: int, target: str,
-                   written_once: bool) -> None:
-    """Fold the `n` elements `row + j]` into a scalar, then into `target`."""
-    dtype = ctx.out_aval.dtype
-    acc, j, element = ctx.fresh("acc"), ctx.fresh("j"), ctx.fresh("e")
-    ctx.emit(f"{acc} = {_identity(kind, _accumulator_dtype(kind, dtype))}")
-    ctx.emit(f"for {j} in range({n}):")
-    with ctx.indented():
-        ctx.emit(f"{element} = {row}{j}]")
-        _emit_fold(ctx, kind, acc, element, dtype)
-    if written_once:
-        ctx.emit(f"{target} = {acc}")
-    else:
-        _emit_fold(ctx, kind, target, acc, dtype)
+    if rows != ctx.outs[0]:
+        ctx.emit(f"{ctx.outs[0]} = {rows}.reshape({out_shape!r})")
 
 
 reduce_sum_p = Primitive("reduce_sum")
@@ -291,19 +309,25 @@ def _around(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
 def _arg_lowering(kind: str) -> Any:
     """Lowering of arg<kind>: a scan along the axis keeping the first best index."""
     def rule(ctx: Any, x: str, axis: int, index_dtype: np.dtype) -> None:
-        outer, n, inner = _around(ctx.in_avals[0].shape, axis)
-        xg, found, o, i = ctx.fresh("xg"), ctx.fresh("found"), ctx.fresh("o"), ctx.fresh("i")
-        ctx.emit(f"{xg} = {x}.reshape(({outer}, {n}, {inner}))")
-        ctx.emit(f"{found} = np.empty(({outer}, {inner}), {np_dtype(index_dtype)})")
+        shape = ctx.in_avals[0].shape
+        outer, n, inner = _around(shape, axis)
+        view = (outer, n, inner) if inner > 1 else (outer, n)
+        xg, found, o = _reshaped(ctx, x, shape, view), ctx.fresh("found"), ctx.fresh("o")
+        ctx.emit(f"{found} = np.empty({view[:1] + view[2:]!r}, {np_dtype(index_dtype)})")
         ctx.emit(f"for {o} in range({outer}):")
-        with ctx.indented():
-            ctx.emit(f"for {i} in range({inner}):")
-            with ctx.indented():
-                at = _emit_arg_scan(ctx, kind, f"{xg}[{o}, ", f", {i}]", n)
-                ctx.emit(f"{found}[{o}, {i}] = {at}")
-        shape = ctx.out_aval.shape
-        ctx.emit(f"{ctx.outs[0]} = {found}[0, 0]" if not shape
-                 else f"{ctx.outs[0]} = {found}.reshape({shape!r})")
+        with contextlib.ExitStack() as loops:
+            loops.enter_context(ctx.indented())
+            position = [o]
+            if inner > 1:
+                position.append(ctx.fresh("i"))
+                ctx.emit(f"for {position[1]} in range({inner}):")
+                loops.enter_context(ctx.indented())
+            tail = "".join(", " + i for i in position[1:]) + "]"
+            at = _emit_arg_scan(ctx, kind, f"{xg}[{o}, ", tail, n)
+            ctx.emit(f"{found}[{', '.join(position)}] = {at}")
+        out_shape = ctx.out_aval.shape
+        ctx.emit(f"{ctx.outs[0]} = {found}[0]" if not out_shape
+                 else f"{ctx.outs[0]} = {found}.reshape({out_shape!r})")
     return rule
 
 
@@ -396,26 +420,30 @@ def _cumsum_transpose(ct: Any, x: Any, axis: int, reverse: bool) -> Any:
 
 @def_lowering(cumsum_p)
 def _cumsum_lowering(ctx: Any, x: str, axis: int, reverse: bool) -> None:
-    outer, n, inner = _around(ctx.in_avals[0].shape, axis)
-    dt = np_dtype(ctx.out_aval.dtype)
-    xg, out_g, o = ctx.fresh("xg"), ctx.fresh("og"), ctx.fresh("o")
-    ctx.emit(f"{xg} = {x}.reshape(({outer}, {n}, {inner}))")
-    ctx.emit(f"{out_g} = np.empty(({outer}, {n}, {inner}), {dt})")
+    shape = ctx.in_avals[0].shape
+    outer, n, inner = _around(shape, axis)
+    view = (outer, n, inner) if inner > 1 else (outer, n)
+    xg = _reshaped(ctx, x, shape, view)
+    out_g = ctx.outs[0] if view == shape else ctx.fresh("og")
+    ctx.emit(f"{out_g} = np.empty({view!r}, {np_dtype(ctx.out_aval.dtype)})")
     order = list(range(n))[::-1] if reverse else list(range(n))
     if n:
+        o = ctx.fresh("o")
         ctx.emit(f"for {o} in range({outer}):")
         with ctx.indented():
             if inner == 1:
                 _emit_running_sum(ctx, f"{xg}[{o}, ", f"{out_g}[{o}, ", order)
             else:
                 _emit_row_running_sum(ctx, f"{xg}[{o}, ", f"{out_g}[{o}, ", order, inner)
-    ctx.emit(f"{ctx.outs[0]} = {out_g}.reshape({ctx.out_aval.shape!r})")
+    if out_g != ctx.outs[0]:
+        ctx.emit(f"{ctx.outs[0]} = {out_g}.reshape({shape!r})")
 
 
 def _range(order: list[int]) -> str:
     """`range(...)` running through `order` (consecutive integers, either direction)."""
-    step = -1 if len(order) > 1 and order[1] < order[0] else 1
-    return f"range({order[0]}, {order[-1] + step}, {step})"
+    if len(order) > 1 and order[1] < order[0]:
+        return f"range({order[0]}, {order[-1] - 1}, -1)"
+    return f"range({order[0]}, {order[-1] + 1})" if order[0] else f"range({order[-1] + 1})"
 
 
 def _emit_running_sum(ctx: Any, x_row: str, out_row: str, order: list[int]) -> None:
@@ -423,8 +451,8 @@ def _emit_running_sum(ctx: Any, x_row: str, out_row: str, order: list[int]) -> N
     ctx.emit(f"{acc} = {ctx.const(0, ctx.out_aval.dtype)}")
     ctx.emit(f"for {j} in {_range(order)}:")
     with ctx.indented():
-        ctx.emit(f"{acc} += {x_row}{j}, 0]")
-        ctx.emit(f"{out_row}{j}, 0] = {acc}")
+        ctx.emit(f"{acc} += {x_row}{j}]")
+        ctx.emit(f"{out_row}{j}] = {acc}")
 
 
 def _emit_row_running_sum(ctx: Any, x_rows: str, out_rows: str, order: list[int],

@@ -6,12 +6,15 @@ their JVP applies the primitive to the tangent. Transposes undo the data movemen
 a broadcast becomes a sum over the broadcast dimensions, a reshape reshapes back, a
 permutation applies its inverse and a concatenation slices the cotangent into
 pieces. Wrappers normalise their static params (negative axes, tuples of ints) so
-that equal operations print and hash equally; shape rules validate them.
+that equal operations print and hash equally; shape rules validate them. In numba
+kernels, reshapes are views, convert_element_type is an elementwise cast, and
+broadcasts and permutations are explicit loops.
 """
 from __future__ import annotations
 
+import contextlib
 import operator
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -71,6 +74,28 @@ def def_shape_rule(prim: Primitive) -> Callable[[Callable[..., Any]], Callable[.
 def as_operand(x: Any) -> Any:
     """A Python scalar as a numpy array (of its default dtype); anything else unchanged."""
     return np.asarray(x) if is_python_scalar(x) else x
+
+
+# ---------------------------------------------------------------- lowering helpers
+# Data movement lowers to explicit loops: numba compiles them far faster than
+# np.broadcast_to(...).copy(), strided transposes or strided slice assignment.
+
+@contextlib.contextmanager
+def loop_nest(ctx: Ctx, shape: Sequence[int]) -> Iterator[list[str]]:
+    """Emit nested loops over `shape`; yields the index names, body inside the block."""
+    indices = [ctx.fresh("i") for _ in shape]
+    with contextlib.ExitStack() as stack:
+        for i, n in zip(indices, shape):
+            ctx.emit(f"for {i} in range({n}):")
+            stack.enter_context(ctx.indented())
+        yield indices
+
+
+def new_array(ctx: Ctx) -> str:
+    """Allocate the (array) output as `ctx.outs[0]`; return its name."""
+    aval = ctx.out_aval
+    ctx.emit(f"{ctx.outs[0]} = np.empty({aval.shape!r}, {np_dtype(aval.dtype)})")
+    return ctx.outs[0]
 
 
 # ---------------------------------------------------------------- broadcast_in_dim
@@ -138,8 +163,8 @@ def _broadcast_in_dim_transpose(ct: Any, x: Any, shape: tuple[int, ...],
     return [ct if aval_of(ct).shape == in_shape else reshape(ct, in_shape)]
 
 
-# A Statement, not an Elementwise rule: the framework only fuses it when the operand
-# is rank 0, and would lower the other cases as scalar assignments.
+# A Statement, not an Elementwise rule: the framework would fuse an elementwise rule
+# only for a rank-0 operand and lower the other operands as scalar assignments.
 @def_lowering(broadcast_in_dim_p)
 def _broadcast_in_dim_lowering(ctx: Ctx, x: str, shape: tuple[int, ...],
                                broadcast_dimensions: tuple[int, ...]) -> None:
@@ -149,8 +174,10 @@ def _broadcast_in_dim_lowering(ctx: Ctx, x: str, shape: tuple[int, ...],
     elif not in_shape:
         ctx.emit(f"{out} = np.full({shape!r}, {x}, {np_dtype(ctx.out_aval.dtype)})")
     else:
-        expanded = tuple(_expanded_shape(in_shape, len(shape), broadcast_dimensions))
-        ctx.emit(f"{out} = np.broadcast_to({x}.reshape({expanded!r}), {shape!r}).copy()")
+        new_array(ctx)
+        with loop_nest(ctx, shape) as i:
+            source = [i[d] if n != 1 else "0" for d, n in zip(broadcast_dimensions, in_shape)]
+            ctx.emit(f"{out}[{', '.join(i)}] = {x}[{', '.join(source)}]")
 
 
 # ---------------------------------------------------------------- reshape
@@ -198,8 +225,8 @@ def _reshape_lowering(ctx: Ctx, x: str, **params: Any) -> None:
     """Also squeeze's and expand_dims': a view of the same row-major elements.
 
     Rank-0 values are numba scalars, so reshapes to and from shape () read the single
-    element or build a new array; the others are views (nothing in a kernel mutates
-    an array it did not allocate).
+    element or build a new array. The others are views: kernels write only into arrays
+    they allocate, or into donated inputs that nothing (views included) reads any more.
     """
     in_aval, out_aval, out = ctx.in_avals[0], ctx.out_aval, ctx.outs[0]
     if not out_aval.shape:
@@ -251,8 +278,11 @@ def _transpose_transpose(ct: Any, x: Any, permutation: tuple[int, ...]) -> Any:
 def _transpose_lowering(ctx: Ctx, x: str, permutation: tuple[int, ...]) -> None:
     if not permutation:
         ctx.emit(f"{ctx.outs[0]} = {x}")
-    else:   # copy() makes the permuted view C-contiguous
-        ctx.emit(f"{ctx.outs[0]} = {x}.transpose({permutation!r}).copy()")
+        return
+    out = new_array(ctx)
+    with loop_nest(ctx, ctx.out_aval.shape) as i:
+        source = [i[permutation.index(axis)] for axis in range(len(permutation))]
+        ctx.emit(f"{out}[{', '.join(i)}] = {x}[{', '.join(source)}]")
 
 
 # ---------------------------------------------------------------- squeeze

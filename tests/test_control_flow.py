@@ -309,6 +309,8 @@ JIT_CASES = [(name, f, args) for name, f, args in GRAD_CASES] + [
     ("length_0", lambda c, xs: fx.scan(lambda c, x: (add(c, x), sub(c, x)), c, xs),
      (1.0, np.zeros(0))),
     ("length_0_array", _rnn, (W, H0, np.zeros((0, 3)))),
+    ("size_0_carry", lambda h, xs: fx.scan(lambda c, x: (add(c, x), mul(c, x)), h, xs),
+     (np.zeros(0), np.ones((3, 0)))),
 ]
 
 # numba's float32 math may round differently from numpy's by an ulp.
@@ -343,15 +345,6 @@ def _check_batched_jit(cases, rtol=1e-12, atol=1e-14):
             assert not any(np.shares_memory(a, x) for x in inputs), f"{name}: aliases an input"
 
 
-def test_jit_matches_eager_on_every_case():
-    _check_batched_jit(JIT_CASES)
-
-
-def test_jit_keeps_float32_end_to_end():
-    _check_batched_jit(FLOAT32_CASES + [_grad_case(*case) for case in FLOAT32_CASES[:2]],
-                       rtol=1e-5, atol=1e-6)
-
-
 def _sum_all(tree):
     total = 0.0
     for leaf in tree_leaves(tree):
@@ -363,6 +356,15 @@ def _grad_case(name, f, args):
     """d(sum of every output)/d(first argument), a function of all the arguments."""
     return (f"grad_{name}",
             lambda a, *rest: fx.grad(lambda a: _sum_all(f(a, *rest)))(a), args)
+
+
+def test_jit_matches_eager_on_every_case():
+    _check_batched_jit(JIT_CASES)
+
+
+def test_jit_keeps_float32_end_to_end():
+    _check_batched_jit(FLOAT32_CASES + [_grad_case(*case) for case in FLOAT32_CASES[:2]],
+                       rtol=1e-5, atol=1e-6)
 
 
 def _rnn_loss(h0):
@@ -382,7 +384,8 @@ def test_jit_of_derivatives_of_scans():
 
 def test_grad_of_jitted_scan_differentiates_the_same_program():
     for name, f, args in GRAD_CASES:
-        loss = lambda a, *rest: _sum_all(f(a, *rest))
+        def loss(a, *rest, f=f):
+            return _sum_all(f(a, *rest))
         np.testing.assert_allclose(fx.grad(fx.jit(loss))(*args), fx.grad(loss)(*args),
                                    rtol=1e-12, err_msg=name)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -68,7 +69,7 @@ class Entry:
             self.lower()
         try:
             outs = self.kernel(*self.before, *flat, *self.after)  # type: ignore[misc]
-        except (EOFError, OSError, ValueError, ImportError) as err:
+        except Exception as err:
             if not _is_cache_failure(err):
                 raise
             self.kernel = recompile_in_memory(self.source)
@@ -205,12 +206,15 @@ class JitFunction:
 
 
 def _is_cache_failure(err: Exception) -> bool:
+    """Did `err` come from loading numba's cached machine code (a corrupted cache)?"""
     import warnings
-    text = repr(err).lower()
-    if any(w in text for w in ("pickle", "cache", "index", "eof", "truncated")):
-        warnings.warn(f"fxgrad: cached machine code failed to load ({err!r}); recompiling",
-                      RuntimeWarning, stacklevel=4)
-        return True
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(os.path.join("numba", "core", "caching.py")):
+            warnings.warn(f"fxgrad: cached machine code failed to load ({err!r}); recompiling",
+                          RuntimeWarning, stacklevel=4)
+            return True
+        tb = tb.tb_next
     return False
 
 

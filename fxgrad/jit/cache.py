@@ -23,7 +23,7 @@ import numba
 
 from fxgrad.config import config
 
-FXGRAD_CODEGEN_VERSION = "1"
+FXGRAD_CODEGEN_VERSION = "2"
 _compiled: dict[str, Callable[..., Any]] = {}
 
 
@@ -56,6 +56,7 @@ def _load_from_file(path: Path, key: str) -> Callable[..., Any]:
     spec = importlib.util.spec_from_file_location(f"fxgrad_kernel_{key}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # numba's cache locates functions through it
     spec.loader.exec_module(module)
     return module.kernel
 

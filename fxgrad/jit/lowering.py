@@ -72,6 +72,7 @@ class Builder:
         self.counter = 0
         self.literals: list[Any] = []
         self.literal_names: list[str] = []
+        self.literal_index: dict[tuple[str, bytes], str] = {}
         # id(output var) -> (donated input name, index of that input's last use)
         self.buffers: dict[int, tuple[str, int]] = {}
 
@@ -93,10 +94,12 @@ class Builder:
     def literal(self, lit: Literal) -> str:
         value = lit.val
         if value.dtype.kind == "f":
-            name = f"lit{len(self.literals)}"
-            self.literals.append(value)
-            self.literal_names.append(name)
-            return name
+            key = (value.dtype.str, value.tobytes())
+            if key not in self.literal_index:
+                self.literal_index[key] = f"lit{len(self.literals)}"
+                self.literals.append(value[()])   # a numpy scalar: numba types it as one
+                self.literal_names.append(self.literal_index[key])
+            return self.literal_index[key]
         if value.dtype.kind == "b":
             return "True" if bool(value) else "False"
         return f"{np_dtype(value.dtype)}({value.item()!r})"

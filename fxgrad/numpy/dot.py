@@ -100,12 +100,21 @@ def matmul(a: Any, b: Any) -> Any:
         raise FxValueError(at_user_line("matmul: input operand does not have enough "
                                         "dimensions (scalars need fnp.multiply)"))
     a_vec, b_vec = len(shape_of(a)) == 1, len(shape_of(b)) == 1
+    if a_vec != b_vec and shape_of(a)[-1] == shape_of(b)[0 if b_vec else -2]:
+        return out(_vector_product(a, b, a_vec))   # one dot_general, no reshapes
     a = reshape(a, (1,) + shape_of(a)) if a_vec else a
     b = reshape(b, shape_of(b) + (1,)) if b_vec else b
     product = _batched_matmul(a, b)
     n = len(shape_of(product))
     dropped = ((n - 2,) if a_vec else ()) + ((n - 1,) if b_vec else ())
     return out(squeeze(product, dropped) if dropped else product)
+
+
+def _vector_product(a: Any, b: Any, a_vec: bool) -> Any:
+    """matrix @ vector or vector @ matrix (the vector's axis contracts, others are free)."""
+    if a_vec:
+        return dot_general(a, b, (((0,), (len(shape_of(b)) - 2,)), ((), ())))
+    return dot_general(a, b, (((len(shape_of(a)) - 1,), (0,)), ((), ())))
 
 
 def _batched_matmul(a: Any, b: Any) -> Any:

@@ -11,8 +11,12 @@ equations it removes:
   replaces an equation by an existing atom (x*1 -> x, ...);
 * dead-code elimination.
 
-`simplify(closed)` returns a new `ClosedProgram`; `trace` (a list) records what
-each pass did, for debugging.
+Once these settle, the polynomial normal form (`polynomial`) re-emits trees of
+sums and products in Horner form, kept when the rewritten program is smaller.
+
+`simplify(closed, log=[])` returns a new `ClosedProgram` and appends one line per
+change to `log`, naming variables as the printed input program does, e.g.
+`rewrite mul_identities: mul b 1.0 -> b` or `cse: exp a -> b`.
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fxgrad.core.ir import Atom, ClosedProgram, Eqn, Literal, Program, Var, dce
+from fxgrad.config import config
+from fxgrad.core.ir import Atom, ClosedProgram, Eqn, Literal, Program, Var, _Printer, dce
+from fxgrad.simplify.polynomial import polynomial_normal_form
 
 # Algebraic rewrites: (rewriter, *operands, **params) -> replacement atom or None.
 rewrite_rules: dict[Any, Callable[..., Atom | None]] = {}
@@ -51,8 +57,10 @@ class Rewriter:
     themselves folded, rewritten and deduplicated).
     """
 
-    def __init__(self, program: Program, consts: dict[int, Any], log: list[str] | None):
+    def __init__(self, program: Program, consts: dict[int, Any], log: list[str] | None,
+                 names: _Printer | None = None):
         self.program = program
+        self.names = names or _Printer()
         self.consts = consts          # id(var) -> known constant value
         self.subst: dict[int, Atom] = {}
         self.seen: dict[Any, list[Var]] = {}
@@ -66,17 +74,56 @@ class Rewriter:
     def read(self, atom: Atom) -> Atom:
         return atom if isinstance(atom, Literal) else self.subst.get(id(atom), atom)
 
-    def note(self, what: str, eqn: Eqn, detail: str = "") -> None:
+    def note(self, what: str, eqn: Eqn, *replacements: Atom) -> None:
         self.changed = True
         if self.log is not None:
-            self.log.append(f"{what}: {eqn.prim.name}{' -> ' + detail if detail else ''}")
+            new = ", ".join(self.describe_atom(a) for a in replacements)
+            self.log.append(f"{what}: {self.describe(eqn)} -> {new}")
+
+    def describe_atom(self, atom: Atom) -> str:
+        """The atom's name; a variable new to the log also shows its equation."""
+        fresh = isinstance(atom, Var) and id(atom) not in self.names.names
+        producer = self.producers.get(id(atom)) if fresh else None
+        name = self.names.name(atom)
+        return f"{name} = {self.describe(producer)}" if producer is not None else name
+
+    def describe(self, eqn: Eqn, inline: bool = True) -> str:
+        """`prim[params] operands`, sub-programs elided, for the log. Operands made by
+        equations the log has not shown yet are written out, `(mul 2.0 a)`, once deep."""
+        params = ", ".join(f"{k}={'{...}' if isinstance(v, Program) else self.names.param(v, 0)}"
+                           for k, v in eqn.params.items())
+        ins = " ".join(self.describe_operand(a) if inline else self.names.name(a)
+                       for a in eqn.inputs)
+        return f"{eqn.prim.name}{f'[{params}]' if params else ''} {ins}".rstrip()
+
+    def describe_operand(self, atom: Atom) -> str:
+        fresh = isinstance(atom, Var) and id(atom) not in self.names.names
+        producer = self.producers.get(id(atom)) if fresh else None
+        return f"({self.describe(producer, inline=False)})" if producer is not None else \
+            self.names.name(atom)
 
     def run(self) -> Program:
         for eqn in self.program.eqns:
-            self.process(Eqn(eqn.prim, [self.read(a) for a in eqn.inputs], eqn.params,
-                             eqn.outputs))
+            self.process(Eqn(eqn.prim, [self.read(a) for a in eqn.inputs],
+                             self.simplify_bodies(eqn), eqn.outputs))
         outs = [self.read(v) for v in self.program.outvars]
         return Program(self.program.invars, self.eqns, outs, self.program.num_consts)
+
+    def simplify_bodies(self, eqn: Eqn) -> dict:
+        """The params with each sub-program (a scan body) simplified, same signature."""
+        params = dict(eqn.params)
+        for k, body in eqn.params.items():
+            if not isinstance(body, Program) or body.num_consts:
+                continue
+            new, consts = simplify_program(body, [])
+            if not consts and len(new.eqns) < len(body.eqns) and \
+                    all(isinstance(v, Var) for v in new.outvars):
+                params[k] = new
+                if self.log is not None:
+                    self.log.append(f"simplify {eqn.prim.name} body: {len(body.eqns)} -> "
+                                    f"{len(new.eqns)} equations")
+                self.changed = True
+        return params
 
     def process(self, eqn: Eqn) -> None:
         self.processed.append(eqn)   # keeps its vars alive: the tables are keyed by id
@@ -126,7 +173,7 @@ class Rewriter:
         else:
             self.consts[id(eqn.outputs[0])] = out
             return False   # kept; later passes fold its users, DCE drops it
-        self.note("fold", eqn)
+        self.note("fold", eqn, self.subst[id(eqn.outputs[0])])
         return True
 
     def rewrite(self, eqn: Eqn) -> bool:
@@ -137,7 +184,7 @@ class Rewriter:
         if replacement is None or replacement.aval != eqn.outputs[0].aval:
             return False
         self.subst[id(eqn.outputs[0])] = replacement
-        self.note("rewrite", eqn, getattr(rule, "__name__", ""))
+        self.note(f"rewrite {getattr(rule, '__name__', 'rule')}", eqn, replacement)
         return True
 
     def cse(self, eqn: Eqn) -> bool:
@@ -151,21 +198,45 @@ class Rewriter:
             return False
         for v, p in zip(eqn.outputs, prior):
             self.subst[id(v)] = p
-        self.note("cse", eqn)
+        self.note("cse", eqn, *prior)
         return True
 
 
 def simplify_program(program: Program, consts: list[Any], log: list[str] | None = None,
                      max_iterations: int = 20) -> tuple[Program, list[Any]]:
-    """Simplify `program` (whose first inputs are `consts`) to a fixed point."""
+    """Simplify `program` (whose first inputs are `consts`) to a fixed point.
+
+    After the rewrites settle, the polynomial normal form (`polynomial`) is tried and
+    kept when the program, rewritten again, has fewer equations.
+    """
     const_values = {id(v): c for v, c in zip(program.invars, consts)
                     if isinstance(c, np.ndarray) or np.isscalar(c)}
+    names = _Printer()
+    names.program(program, indent=0)   # the log names variables as `print(program)` does
+    program, folded = _rewrite_to_fixed_point(program, const_values, log, max_iterations, names)
+    candidate = polynomial_normal_form(program, config.simplify_assume_finite)
+    if candidate is not None:
+        trial_log: list[str] | None = [] if log is not None else None
+        candidate, trial_folded = _rewrite_to_fixed_point(candidate, const_values, trial_log,
+                                                          max_iterations, names)
+        if len(candidate.eqns) < len(program.eqns):
+            if log is not None:
+                log.append(f"polynomial: {len(program.eqns)} -> {len(candidate.eqns)} equations")
+                log.extend(trial_log or [])
+            program, folded = candidate, trial_folded
+    return _drop_unused_consts(*_materialise_folded(program, consts, folded))
+
+
+def _rewrite_to_fixed_point(program: Program, const_values: dict[int, Any],
+                            log: list[str] | None, max_iterations: int,
+                            names: _Printer | None = None) -> tuple[Program, dict[int, Any]]:
+    """Rewriter passes until nothing changes; also the values of folded variables."""
     for _ in range(max_iterations):
-        p = Rewriter(program, dict(const_values), log)
+        p = Rewriter(program, dict(const_values), log, names)
         program = dce(p.run())
         if not p.changed:
             break
-    return _materialise_folded(program, consts, p.consts)
+    return program, p.consts
 
 
 def _materialise_folded(program: Program, consts: list[Any],
@@ -186,13 +257,27 @@ def _materialise_folded(program: Program, consts: list[Any],
     return new_program, consts + [values[id(v)] for v in new_consts]
 
 
+def _drop_unused_consts(program: Program, consts: list[Any]) -> tuple[Program, list[Any]]:
+    """Dead-code elimination of constant inputs no equation or output reads any more."""
+    used = {id(a) for e in program.eqns for a in e.inputs if isinstance(a, Var)}
+    used |= {id(v) for v in program.outvars if isinstance(v, Var)}
+    k = program.num_consts
+    kept = [i for i in range(k) if id(program.invars[i]) in used]
+    if len(kept) == k:
+        return program, consts
+    invars = [program.invars[i] for i in kept] + program.invars[k:]
+    return Program(invars, program.eqns, program.outvars, len(kept)), [consts[i] for i in kept]
+
+
 def simplify(closed: ClosedProgram, log: list[str] | None = None) -> ClosedProgram:
     """An equivalent, simplified program.
 
     >>> import fxgrad as fx
     >>> closed = fx.make_jaxpr(lambda x: (x * 2.0) + (2.0 * x))(1.0)
-    >>> len(fx.simplify(closed).eqns)
-    2
+    >>> print(fx.simplify(closed))
+    { lambda ; a:f64[]. let
+        b:f64[] = mul 4.0 a
+      in (b,) }
     """
     program, consts = simplify_program(closed.program, closed.consts, log)
     return ClosedProgram(program, consts)

@@ -12,7 +12,9 @@ rule is an identity of real arithmetic, so results change at most by rounding:
   operation is used unbroadcast (binary primitives take scalar operands), and sums of
   broadcasts become products;
 * numerically stable forms: log(1+x) -> log1p(x), exp(x)-1 -> expm1(x),
-  log(logistic(x)) -> min(x,0) - log1p(exp(-|x|)), log(sum(exp(x))) -> logsumexp.
+  log(logistic(x)) -> min(x,0) - log1p(exp(-|x|)), log(sum(exp(x))) -> logsumexp,
+  exp(x)/sum(exp(x)) -> softmax shifted by the max (also seen through the reshapes,
+  expand_dims and broadcasts of keepdims-style code).
 
 x*0 -> 0 and x-x -> 0 are wrong for inf and nan, so they apply only with
 `fx.config.simplify_assume_finite = True`.
@@ -25,6 +27,7 @@ import numpy as np
 
 from fxgrad.config import config
 from fxgrad.core.ir import Atom, Literal
+from fxgrad.core.trace import abstract_eval
 from fxgrad.primitives import arith, logic, reduce, shape, unary
 from fxgrad.simplify.passes import commutative, rewrite_rules
 
@@ -100,6 +103,12 @@ def _scalar_source(rw: Any, atom: Atom) -> Atom | None:
 
 
 def sink_scalar_broadcast(rw: Any, x: Atom, y: Atom, prim: Any = None) -> Atom | None:
+    sx, sy = _scalar_source(rw, x), _scalar_source(rw, y)
+    if (sx is not None or x.aval.shape == ()) and (sy is not None or y.aval.shape == ()) and \
+            (sx is not None or sy is not None):   # fills on both sides: compute one scalar
+        out_shape = x.aval.shape if sx is not None else y.aval.shape
+        scalar = rw.emit(prim, x if sx is None else sx, y if sy is None else sy)
+        return rw.emit(shape.broadcast_in_dim_p, scalar, shape=out_shape, broadcast_dimensions=())
     for mine, other, first in ((x, y, True), (y, x, False)):
         src = _scalar_source(rw, mine)
         if src is not None and other.aval.shape == mine.aval.shape:
@@ -108,8 +117,23 @@ def sink_scalar_broadcast(rw: Any, x: Atom, y: Atom, prim: Any = None) -> Atom |
     return None
 
 
+def _sinker(prim: Any) -> Rule:
+    def rule(rw: Any, x: Atom, y: Atom) -> Atom | None:
+        return sink_scalar_broadcast(rw, x, y, prim)
+    rule.__name__ = "sink_scalar_broadcast"
+    return rule
+
+
 for _prim in _BINARY:
-    rules_for(_prim)(lambda rw, x, y, _p=_prim: sink_scalar_broadcast(rw, x, y, _p))
+    rules_for(_prim)(_sinker(_prim))
+
+
+def zeros_like(rw: Any, like: Atom, value: Any = 0) -> Atom:
+    """A uniform array (or literal) of `value` with the aval of `like`."""
+    if like.aval.shape == ():
+        return lit(value, like)
+    return rw.emit(shape.broadcast_in_dim_p, lit(value, like), shape=like.aval.shape,
+                   broadcast_dimensions=())
 
 
 # ---------------------------------------------------------------- add / sub / neg
@@ -179,7 +203,7 @@ def _rebuild(rw: Any, kept: list, const: Any, like: Atom) -> Atom:
         term = base if c == 1 else rw.emit(arith.mul_p, lit(c, base), base)
         total = term if total is None else rw.emit(arith.add_p, total, term)
     if total is None:
-        return lit(const, like) if like.aval.shape == () else None  # type: ignore[return-value]
+        return zeros_like(rw, like, const)
     return total if const == 0 else rw.emit(arith.add_p, total, lit(const, like))
 
 
@@ -242,8 +266,7 @@ def mul_identities(rw: Any, x: Atom, y: Atom) -> Atom | None:
     if is_value(rw, y, -1):
         return rw.emit(arith.neg_p, x)
     if config.simplify_assume_finite and (is_value(rw, x, 0) or is_value(rw, y, 0)):
-        zero = lit(0, x)
-        return zero if x.aval.shape == y.aval.shape == () else None
+        return zeros_like(rw, x if x.aval.ndim >= y.aval.ndim else y)
     return None
 
 
@@ -270,6 +293,20 @@ def mul_canonical(rw: Any, x: Atom, y: Atom) -> Atom | None:
 @rules_for(arith.div_p)
 def div_identities(rw: Any, x: Atom, y: Atom) -> Atom | None:
     return x if is_value(rw, y, 1) else None
+
+
+@rules_for(arith.div_p)
+def softmax_stable(rw: Any, num: Atom, den: Atom) -> Atom | None:
+    """exp(z) / bcast(sum(exp(z))) -> e / bcast(sum(e)) with e = exp(z - max(z))."""
+    exp_eqn = made_by(rw, num, unary.exp_p)
+    src, chain = through_shape_ops(rw, den)
+    sum_eqn = made_by(rw, src, reduce.reduce_sum_p)
+    if exp_eqn is None or sum_eqn is None or not _sums_exp_of(rw, sum_eqn, exp_eqn.inputs[0]):
+        return None
+    axes = sum_eqn.params["axes"]
+    shifted = _shifted_exp(rw, exp_eqn.inputs[0], axes)[1]
+    return rw.emit(arith.div_p, shifted,
+                   replay(rw, rw.emit(reduce.reduce_sum_p, shifted, axes=axes), chain))
 
 
 @rules_for(arith.integer_pow_p)
@@ -305,33 +342,93 @@ def log_stable(rw: Any, x: Atom) -> Atom | None:
         z = inner.inputs[0]
         tail = rw.emit(unary.log1p_p, rw.emit(unary.exp_p, rw.emit(arith.neg_p, rw.emit(unary.abs_p, z))))
         return rw.emit(arith.sub_p, rw.emit(arith.min_p, z, lit(0, z)), tail)
-    if inner.prim is reduce.reduce_sum_p:
-        return _logsumexp(rw, inner)
-    return None
-
-
-def _logsumexp(rw: Any, sum_eqn: Any) -> Atom | None:
-    """log(sum(exp(z), axes)) = m + log(sum(exp(z - m), axes)), m = max(z, axes)."""
-    exp_eqn = made_by(rw, sum_eqn.inputs[0], unary.exp_p)
-    if exp_eqn is None:
+    src, chain = through_shape_ops(rw, x)   # log(bcast(s)) = bcast(log(s))
+    sum_eqn = made_by(rw, src, reduce.reduce_sum_p)
+    exp_eqn = None if sum_eqn is None else made_by(rw, sum_eqn.inputs[0], unary.exp_p)
+    if exp_eqn is None or not _sums_exp_of(rw, sum_eqn, exp_eqn.inputs[0]):
         return None
-    z, axes = exp_eqn.inputs[0], sum_eqn.params["axes"]
+    return replay(rw, _logsumexp(rw, exp_eqn.inputs[0], sum_eqn.params["axes"]), chain)
+
+
+_SHAPE_OPS = (shape.reshape_p, shape.expand_dims_p, shape.squeeze_p, shape.broadcast_in_dim_p)
+
+
+def through_shape_ops(rw: Any, atom: Atom) -> tuple[Atom, list]:
+    """(source, eqns): `atom` is `source` put through the shape-only equations `eqns`."""
+    chain = []
+    eqn = rw.producer(atom)
+    while eqn is not None and eqn.prim in _SHAPE_OPS and len(chain) < 4:
+        chain.append(eqn)
+        atom = eqn.inputs[0]
+        eqn = rw.producer(atom)
+    return atom, chain[::-1]
+
+
+def replay(rw: Any, atom: Atom, chain: list) -> Atom:
+    for eqn in chain:
+        atom = rw.emit(eqn.prim, atom, **eqn.params)
+    return atom
+
+
+def _sums_exp_of(rw: Any, sum_eqn: Any, z: Atom) -> bool:
+    """sum_eqn is sum(exp(z)) over non-empty axes and z is not already shifted by its max."""
+    exp_eqn = made_by(rw, sum_eqn.inputs[0], unary.exp_p)
+    axes = sum_eqn.params["axes"]
+    if exp_eqn is None or exp_eqn.inputs[0] is not z or not axes or \
+            any(z.aval.shape[a] == 0 for a in axes):
+        return False
+    shift = made_by(rw, z, arith.sub_p)
+    if shift is None:
+        return True
+    m = through_shape_ops(rw, shift.inputs[1])[0]
+    for _ in range(2):   # under the clipping of _shifted_exp
+        clip = rw.producer(m)
+        if clip is not None and clip.prim in (arith.max_p, arith.min_p) and \
+                isinstance(clip.inputs[1], Literal):
+            m = clip.inputs[0]
+    m_eqn = made_by(rw, m, reduce.reduce_max_p)
+    return m_eqn is None or m_eqn.inputs[0] is not shift.inputs[0]
+
+
+def _shifted_exp(rw: Any, z: Atom, axes: tuple) -> tuple[Atom, Atom]:
+    """(m, exp(z - m)) with m = max(z, axes), clipped to finite values."""
     m = rw.emit(reduce.reduce_max_p, z, axes=axes)
+    big = np.finfo(z.aval.dtype).max   # an infinite max would give inf - inf = nan
+    m = rw.emit(arith.max_p, rw.emit(arith.min_p, m, lit(big, m)), lit(-big, m))
     kept = tuple(d for d in range(z.aval.ndim) if d not in axes)
-    m_full = rw.emit(shape.broadcast_in_dim_p, m, shape=z.aval.shape, broadcast_dimensions=kept) \
-        if z.aval.shape else m
-    shifted = rw.emit(unary.exp_p, rw.emit(arith.sub_p, z, m_full))
-    return rw.emit(arith.add_p, m, rw.emit(unary.log_p, rw.emit(reduce.reduce_sum_p, shifted, axes=axes)))
+    m_full = rw.emit(shape.broadcast_in_dim_p, m, shape=z.aval.shape, broadcast_dimensions=kept)
+    return m, rw.emit(unary.exp_p, rw.emit(arith.sub_p, z, m_full))
+
+
+def _logsumexp(rw: Any, z: Atom, axes: tuple) -> Atom:
+    """log(sum(exp(z), axes)) = m + log(sum(exp(z - m), axes)), m = max(z, axes)."""
+    m, shifted = _shifted_exp(rw, z, axes)
+    return rw.emit(arith.add_p, m, rw.emit(unary.log_p, rw.emit(reduce.reduce_sum_p, shifted,
+                                                                 axes=axes)))
 
 
 # ---------------------------------------------------------------- structural no-ops
 
-@rules_for(shape.reshape_p)
-def reshape_identities(rw: Any, x: Atom, **params: Any) -> Atom | None:
-    if tuple(params["new_sizes"]) == x.aval.shape:
-        return x
-    inner = made_by(rw, x, shape.reshape_p)
-    return rw.emit(shape.reshape_p, inner.inputs[0], **params) if inner is not None else None
+_RESHAPES = (shape.reshape_p, shape.expand_dims_p, shape.squeeze_p)
+
+
+def _reshape_rule(prim: Any) -> Rule:
+    """reshape, expand_dims and squeeze keep the element order: merge runs of them."""
+    def reshape_identities(rw: Any, x: Atom, **params: Any) -> Atom | None:
+        out_shape = abstract_eval(prim, [x.aval], params)[0].shape
+        if out_shape == x.aval.shape:
+            return x
+        inner = rw.producer(x)
+        if inner is None or inner.prim not in _RESHAPES:
+            return None
+        src = inner.inputs[0]
+        return src if src.aval.shape == out_shape else \
+            rw.emit(shape.reshape_p, src, new_sizes=out_shape)
+    return reshape_identities
+
+
+for _prim in _RESHAPES:
+    rules_for(_prim)(_reshape_rule(_prim))
 
 
 @rules_for(shape.transpose_p)
@@ -384,3 +481,50 @@ def select_identities(rw: Any, pred: Atom, on_true: Atom, on_false: Atom) -> Ato
     if p is not None and on_true.aval == on_false.aval:
         return on_true if bool(p) else on_false
     return None
+
+
+# ---------------------------------------------------------------- sinking broadcasts
+
+_UNARY = (unary.exp_p, unary.log_p, unary.log1p_p, unary.expm1_p, unary.sin_p, unary.cos_p,
+          unary.tan_p, unary.tanh_p, unary.logistic_p, unary.sqrt_p, unary.abs_p, unary.sign_p,
+          unary.floor_p, unary.round_p, arith.neg_p, arith.integer_pow_p,
+          shape.convert_element_type_p)
+
+
+def _broadcast_source(rw: Any, atom: Atom) -> Any:
+    eqn = made_by(rw, atom, shape.broadcast_in_dim_p)
+    return eqn if eqn is not None and eqn.inputs[0].aval.size < atom.aval.size else None
+
+
+def _unary_sinker(prim: Any) -> Rule:
+    def sink_broadcast(rw: Any, x: Atom, **params: Any) -> Atom | None:
+        """f(broadcast(a)) -> broadcast(f(a)): f runs on the smaller array."""
+        eqn = _broadcast_source(rw, x)
+        if eqn is None:
+            return None
+        return rw.emit(shape.broadcast_in_dim_p, rw.emit(prim, eqn.inputs[0], **params),
+                       **eqn.params)
+    return sink_broadcast
+
+
+def _binary_sinker(prim: Any) -> Rule:
+    def sink_broadcast(rw: Any, x: Atom, y: Atom) -> Atom | None:
+        """broadcast(a) op broadcast(b) -> broadcast(a op b), likewise with a rank-0 operand."""
+        bx, by = _broadcast_source(rw, x), _broadcast_source(rw, y)
+        if bx is not None and by is not None and bx.params == by.params and \
+                bx.inputs[0].aval.shape == by.inputs[0].aval.shape:
+            small = rw.emit(prim, bx.inputs[0], by.inputs[0])
+        elif bx is not None and y.aval.shape == () and bx.inputs[0].aval.shape != ():
+            small = rw.emit(prim, bx.inputs[0], y)
+        elif by is not None and x.aval.shape == () and by.inputs[0].aval.shape != ():
+            small = rw.emit(prim, x, by.inputs[0])
+        else:
+            return None
+        return rw.emit(shape.broadcast_in_dim_p, small, **(bx or by).params)
+    return sink_broadcast
+
+
+for _prim in _UNARY:
+    rules_for(_prim)(_unary_sinker(_prim))
+for _prim in _BINARY:
+    rules_for(_prim)(_binary_sinker(_prim))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fxgrad as fx
+from fxgrad.config import config
 from fxgrad.core.errors import FxTypeError
 from fxgrad.interpreters.jvp import is_zero, jvp_rules
 from fxgrad.primitives import arith
@@ -193,105 +194,120 @@ def test_integer_division_floors_like_numpy():
 
 
 # ----------------------------------------------------------------------------- jit
-# Each test jits ONE function computing a whole table of cases: one numba compilation.
+# Each test jits ONE function computing a whole table of named cases, so a table costs one
+# numba compilation (about 0.1 s per array output); most cases use rank-0 operands.
 
-def _check_jit_cases(cases, rtol=1e-12):
-    """check_jit of all `cases` (name -> (fn, args)) at once; a mismatch names its case."""
-    names = sorted(cases)   # dict outputs flatten in sorted key order
-    args = {n: cases[n][1] for n in names}
+def _check_jit_named(fn, args, rtol=1e-12):
+    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
     try:
-        check_jit(lambda a: {n: cases[n][0](*a[n]) for n in names}, (args,), rtol=rtol)
+        check_jit(fn, args, rtol=rtol)
     except AssertionError as err:
-        leaves = [n for n in names for _ in tree_flatten(cases[n][0](*args[n]))[0]]
+        out = fn(*args)   # dict outputs flatten in sorted key order
+        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
         index = re.search(r"output (\d+)", str(err))
         raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
 
 
-JIT_SHAPES = BINARY_SHAPES + [((0,), (0,)), ((1,), (1,)), ((0,), ())]
 NAN, INF = np.nan, np.inf
-EDGES = {   # numpy's answers at NaN, inf, zero denominators, ties of signed zeros
-    "div": ([1.0, -1.0, 0.0, NAN, INF], [0.0, 0.0, 0.0, 1.0, INF]),
-    "max": ([NAN, 1.0, NAN, -0.0, 0.0, INF], [1.0, NAN, NAN, 0.0, -0.0, 2.0]),
-    "min": ([NAN, 1.0, NAN, -0.0, 0.0, -INF], [1.0, NAN, NAN, 0.0, -0.0, 2.0]),
-    "pow": ([0.0, 0.0, -8.0, -2.0, INF, NAN], [-1.0, 0.0, 1 / 3, 2.0, -1.0, 0.0]),
-}
+# numpy's answers at NaN, inf, zero denominators, ties of signed zeros, 0 ** -1, (-8) ** (1/3)
+EDGE_X = [1.0, -1.0, 0.0, NAN, INF, 0.0, -8.0, -0.0, 0.0, NAN, -INF, 2.0]
+EDGE_Y = [0.0, 0.0, 0.0, 1.0, INF, -1.0, 1 / 3, 0.0, -0.0, NAN, 2.0, NAN]
 
 
-def _float_cases(dtype):
-    cases = {}
-    for k, (name, fn, _, x_domain, y_domain) in enumerate(BINARY):
-        for shapes in JIT_SHAPES:
-            args = _binary_args(x_domain, y_domain, shapes, k)
-            cases[f"{name}{shapes}"] = (fn, tuple(a.astype(dtype) for a in args))
-        cases[f"{name} literal"] = (lambda x, fn=fn: fn(x, 1.5), (x_domain(np.random.default_rng(k), (3,)).astype(dtype),))
-    for name, (x, y) in EDGES.items():
-        cases[f"{name} edges"] = (getattr(arith, name), (np.array(x, dtype), np.array(y, dtype)))
-    x = _nonzero(np.random.default_rng(9), (3, 4)).astype(dtype)
-    for y in INT_POWERS + [-7, 13, 100]:
-        cases[f"integer_pow y={y}"] = (lambda a, y=y: arith.integer_pow(a, y), (x,))
-        cases[f"integer_pow y={y} ()"] = (lambda a, y=y: arith.integer_pow(a, y), (x[0, 0],))
-    edge = np.array([0.0, -0.0, NAN, INF], dtype)
-    cases["integer_pow edges"] = (lambda a: [arith.integer_pow(a, y) for y in (-2, -1, 0, 3)], (edge,))
-    cases["neg"] = (arith.neg, (x,))
-    cases["neg ()"] = (arith.neg, (x[0, 0],))
-    return cases
+@pytest.fixture
+def unsimplified(monkeypatch):
+    """Lower programs as traced, so each case reaches its own primitive's lowering."""
+    monkeypatch.setattr(config, "jit_simplify", False)
+
+
+def _float_table(x, y, s, t, edge_x, edge_y, empty, single):
+    """x, y: (3, 4) arrays (x > 0, y != 0); s, t: scalars; cases grouped by shape, so
+    each group lowers to one fused loop."""
+    out = {}
+    for name, fn, *_ in BINARY:
+        out[name], out[f"{name} array-scalar"] = fn(x, y), fn(x, t)
+    out["sub scalar-array"], out["div scalar-array"] = arith.sub(s, y), arith.div(s, y)
+    out["max literal array"], out["neg"] = arith.max(x, 1.5), arith.neg(x)
+    for p in (-3, 0, 1, 2, 13):
+        out[f"integer_pow y={p}"] = arith.integer_pow(y, p)
+    for name in ("div", "max", "min", "pow"):
+        out[f"{name} edges"] = getattr(arith, name)(edge_x, edge_y)
+    out["integer_pow edges"] = [arith.integer_pow(edge_x, p) for p in (-2, 0)]
+    for name, fn, *_ in BINARY:
+        out[f"{name} ()"], out[f"{name} literal"] = fn(s, t), fn(s, 1.5)
+    for p in INT_POWERS + [-7, 100]:
+        out[f"integer_pow y={p} ()"] = arith.integer_pow(t, p)
+    out["neg ()"] = arith.neg(s)
+    out["size 0"] = [arith.add(empty, empty), arith.mul(empty, s)]
+    out["size 1"] = arith.div(single, single)
+    return out
+
+
+def _float_args(dtype):
+    rng = np.random.default_rng(12)
+    arrays = [_positive(rng, (3, 4)), _nonzero(rng, (3, 4)), _positive(rng, ()),
+              _nonzero(rng, ()), EDGE_X, EDGE_Y, np.ones(0), _positive(rng, (1,))]
+    return tuple(np.asarray(a, dtype) for a in arrays)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
-def test_jit_matches_eager_floats(dtype, rtol):
-    # float32 transcendental (pow) results may differ from numpy's SIMD loops by an ulp
+def test_jit_matches_eager_floats(unsimplified, dtype, rtol):
+    # float32: numba's powf may differ from numpy's SIMD loop by an ulp
     with np.errstate(all="ignore"):
-        _check_jit_cases(_float_cases(dtype), rtol=rtol)
+        _check_jit_named(_float_table, _float_args(dtype), rtol=rtol)
 
 
-def _int_cases():
-    rng = np.random.default_rng(10)
-    x, y = rng.integers(-9, 10, (3, 4)), rng.integers(1, 5, (3, 4)) * rng.choice([-1, 1], (3, 4))
-    cases = {}
+def _int_table(x, y, s, t, edge_x, edge_y):
+    out = {}
     for name in ("add", "sub", "mul", "div", "max", "min"):
-        fn = getattr(arith, name)
-        cases[name] = (fn, (x, y))
-        cases[f"{name} ()"] = (fn, (x[0, 0], y[0, 0]))
-        cases[f"{name} scalar y"] = (fn, (x, y[0, 0]))
-        cases[f"{name} int32"] = (fn, (x.astype(np.int32), y.astype(np.int32)))
+        out[name] = getattr(arith, name)(x, y)
+    out["sub array-scalar"], out["div array-scalar"] = arith.sub(x, t), arith.div(x, t)
+    for p in (0, 2, 3, 41):   # 3 ** 41 wraps around, as in numpy
+        out[f"integer_pow y={p}"] = arith.integer_pow(x, p)
+    out["neg"] = arith.neg(x)
+    x32, y32 = x.astype(np.int32), y.astype(np.int32)
+    for name in ("add", "sub", "mul", "div", "max", "min"):
+        out[f"{name} int32"] = getattr(arith, name)(x32, y32)
+    out["integer_pow int32"], out["neg int32"] = arith.integer_pow(x32, 3), arith.neg(x32)
+    for name in ("add", "mul", "max", "min"):   # or, and, or, and
+        out[f"{name} bool"] = getattr(arith, name)(x > 0, y > 0)
+    out["div edges"] = arith.div(edge_x, edge_y)
+    for name in ("add", "sub", "mul", "div", "max", "min"):
+        out[f"{name} ()"] = getattr(arith, name)(s, t)
+    out["integer_pow y=1 ()"] = arith.integer_pow(s, 1)
+    return out
+
+
+def test_jit_matches_eager_integers_and_bools(unsimplified):
+    rng = np.random.default_rng(13)
+    x, y = rng.integers(-9, 10, (3, 4)), rng.integers(1, 5, (3, 4)) * rng.choice([-1, 1], (3, 4))
     lowest = np.iinfo(np.int64).min   # floor division, x // 0 == 0, MIN // -1 == MIN
-    cases["div edges"] = (arith.div, (np.array([7, -7, 7, -7, 5, 0, lowest, lowest]),
-                                      np.array([2, 2, -2, -2, 0, 0, -1, 1])))
-    for y in (0, 1, 2, 3, 13, 41):   # 3**41 wraps around, as in numpy
-        cases[f"integer_pow y={y}"] = (lambda a, y=y: arith.integer_pow(a, y), (x,))
-    cases["integer_pow int32"] = (lambda a: arith.integer_pow(a, 3), (x.astype(np.int32),))
-    cases["neg"] = (arith.neg, (x,))
-    cases["neg int32"] = (arith.neg, (x.astype(np.int32),))
-    b, c = x > 0, y > 0
-    for name in ("add", "mul", "max", "min"):   # or, and, or, and on bools
-        cases[f"{name} bool"] = (getattr(arith, name), (b, c))
-    return cases
-
-
-def test_jit_matches_eager_integers_and_bools():
+    edge_x = np.array([7, -7, 7, -7, 5, 0, lowest, lowest])
+    edge_y = np.array([2, 2, -2, -2, 0, 0, -1, 1])
     with np.errstate(all="ignore"):
-        _check_jit_cases(_int_cases(), rtol=0)
+        _check_jit_named(_int_table, (x, y, x[0, 0], y[0, 1], edge_x, edge_y), rtol=0)
 
 
-def _derivative_cases():
-    cases = {}
-    for k, (name, fn, _, x_domain, y_domain) in enumerate(BINARY):
-        for shapes in [((3, 4), (3, 4)), ((3, 4), ()), ((), ())]:
-            args = _binary_args(x_domain, y_domain, shapes, k)
-            tangents = tuple(np.ones_like(a) for a in args)
-            ct = np.ones(np.broadcast_shapes(*shapes))
-            cases[f"{name}{shapes} jvp"] = (lambda *a, fn=fn, t=tangents: fx.jvp(fn, a, t)[1], args)
-            cases[f"{name}{shapes} vjp"] = (lambda *a, fn=fn, ct=ct: fx.vjp(fn, *a)[1](ct), args)
-        args = _binary_args(x_domain, y_domain, ((), ()), k)
-        cases[f"{name} hessian"] = (fx.hessian(fn, argnums=(0, 1)), args)
-    x = _nonzero(np.random.default_rng(11), (3, 4))
-    for y in INT_POWERS:
-        f = lambda a, y=y: arith.integer_pow(a, y)
-        cases[f"integer_pow y={y} jvp"] = (lambda a, f=f: fx.jvp(f, (a,), (np.ones_like(a),))[1], (x,))
-        cases[f"integer_pow y={y} grad2"] = (fx.grad(fx.grad(f)), (x[0, 0],))
-    cases["neg vjp"] = (lambda a: fx.vjp(arith.neg, a)[1](np.ones_like(a)), (x,))
-    return cases
+def _all_binary(x, y):
+    """One function using every arithmetic primitive, so its derivatives use every rule."""
+    z = arith.add(arith.mul(arith.max(x, y), arith.pow(x, y)), arith.div(arith.min(x, y), y))
+    return arith.sub(arith.integer_pow(z, 3), arith.neg(arith.integer_pow(z, -2)))
+
+
+def _derivative_table(x, y, s, t):
+    out = {}
+    for name, fn, *_ in BINARY:
+        out[f"{name} hessian ()"] = fx.hessian(fn, argnums=(0, 1))(s, t)
+    for shape_name, b in (("", y), (" array-scalar", t)):
+        ct = np.linspace(-1.0, 1.0, x.size).reshape(x.shape)
+        out[f"jvp{shape_name}"] = fx.jvp(_all_binary, (x, b), (ct, np.ones_like(b)))[1]
+        out[f"vjp{shape_name}"] = fx.vjp(_all_binary, x, b)[1](ct)
+    out["integer_pow hessian ()"] = [fx.hessian(lambda a, p=p: arith.integer_pow(a, p))(t)
+                                     for p in INT_POWERS]
+    return out
 
 
 def test_jit_of_derivative_programs():
-    _check_jit_cases(_derivative_cases(), rtol=1e-12)
+    rng = np.random.default_rng(14)
+    x, y = rng.uniform(0.5, 1.5, (3, 4)), rng.uniform(-1.0, 1.0, (3, 4))
+    _check_jit_named(_derivative_table, (x, y, np.float64(0.7), np.float64(-0.4)))

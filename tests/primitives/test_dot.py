@@ -1,12 +1,18 @@
 """Tests of dot_general: values against an independent np.einsum, derivatives to second
-order in both modes (w.r.t. each operand and both), float32 preservation and the
-shape-error messages."""
+order in both modes (w.r.t. each operand and both), float32 preservation, the
+shape-error messages, and the numba lowering against eager evaluation (BLAS for floats,
+loops for integers and bools, operands used in place)."""
+import re
+
 import numpy as np
 import pytest
 
 import fxgrad as fx
+from fxgrad.config import config
+from fxgrad.jit import jit
 from fxgrad.primitives.dot import dot_general, dot_general_p
-from fxgrad.test_util import check_grads
+from fxgrad.test_util import check_grads, check_jit
+from fxgrad.tree_util import tree_flatten
 
 NO_BATCH = ((), ())
 
@@ -157,3 +163,118 @@ def test_shape_error_names_user_line_while_tracing():
 def test_bind_checks_params_too():
     with pytest.raises(fx.FxTypeError, match="contracting axes of different sizes"):
         dot_general_p.bind(MAT, MAT, dimension_numbers=(((1,), (0,)), NO_BATCH))
+
+
+# ----------------------------------------------------------------------------- jit
+# Each test jits ONE function computing a whole table of named cases, so a table costs a
+# single numba compilation. Unsimplified, every case reaches its own lowering.
+
+@pytest.fixture
+def unsimplified(monkeypatch):
+    monkeypatch.setattr(config, "jit_simplify", False)
+
+
+def _check_jit_named(fn, args, rtol=1e-12, atol=0.0):
+    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
+    try:
+        check_jit(fn, args, rtol=rtol, atol=atol)
+    except AssertionError as err:
+        out = fn(*args)   # dict outputs flatten in sorted key order
+        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
+        index = re.search(r"output (\d+)", str(err))
+        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
+
+
+# Beyond CASES: operands stored transposed inside batches, size 0 (free and contracting
+# axes), size 1, and a matmul large enough for BLAS to block.
+JIT_EDGE_CASES = [
+    ("batched, both transposed", (5, 3, 2), (5, 4, 3), (((1,), (2,)), ((0,), (0,)))),
+    ("empty free axis", (0, 3), (3, 2), (((1,), (0,)), NO_BATCH)),
+    ("empty contraction", (2, 0), (0, 3), (((1,), (0,)), NO_BATCH)),
+    ("empty vector.vector", (0,), (0,), (((0,), (0,)), NO_BATCH)),
+    ("empty batch", (0, 2, 3), (0, 3), (((2,), (1,)), ((0,), (0,)))),
+    ("1x1", (1, 1), (1, 1), (((1,), (0,)), NO_BATCH)),
+    ("large", (64, 48), (48, 32), (((1,), (0,)), NO_BATCH)),
+]
+JIT_CASES = [(name, lhs, rhs, dims) for name, lhs, rhs, dims, _ in CASES] + JIT_EDGE_CASES
+
+
+def _dot_table(operand_pairs, cases):
+    return {name: dot_general(x, y, dims) for (x, y), (name, _, _, dims)
+            in zip(operand_pairs, cases)}
+
+
+def _operand_pairs(cases, dtype):
+    return [operands(lhs, rhs, dtype) for _, lhs, rhs, _ in cases]
+
+
+def _named(indices, dtype=None):
+    prefix = f"{np.dtype(dtype).name} " if dtype else ""
+    return [(prefix + JIT_CASES[i][0], *JIT_CASES[i][1:]) for i in indices]
+
+
+# float32 and integer tables cover each layout path once: the operand views are shared.
+FLOAT32_CASES = _named([0, 1, 4, 5, 6, 7, 8, 12])
+INT_CASES = (_named([0, 3, 4, 7, 8, 13, 14, 18, 19], np.int64) + _named([3], np.int32)
+             + _named([3, 8], np.bool_))
+
+
+@pytest.mark.parametrize("dtype, rtol, cases", [(np.float64, 1e-12, JIT_CASES),
+                                                (np.float32, 1e-5, FLOAT32_CASES)])
+def test_jit_matches_eager_floats(unsimplified, dtype, rtol, cases):
+    # float32: BLAS kernels may sum in another order than numpy's matmul
+    _check_jit_named(lambda pairs: _dot_table(pairs, cases), (_operand_pairs(cases, dtype),),
+                     rtol=rtol, atol=rtol)
+
+
+def _int_operands(lhs_shape, rhs_shape, dtype):
+    rng = np.random.default_rng(5)
+    if dtype == np.bool_:
+        return rng.random(lhs_shape) < 0.5, rng.random(rhs_shape) < 0.5
+    big = 2**20 if dtype == np.int32 else 9   # int32 products and sums wrap around
+    return (rng.integers(-big, big, lhs_shape).astype(dtype),
+            rng.integers(-big, big, rhs_shape).astype(dtype))
+
+
+def test_jit_matches_eager_integers_and_bools(unsimplified):
+    pairs = [_int_operands(lhs, rhs, np.dtype(name.split()[0])) for name, lhs, rhs, _ in INT_CASES]
+    _check_jit_named(lambda pairs: _dot_table(pairs, INT_CASES), (pairs,), rtol=0)
+
+
+DERIVATIVE_CASES = [CASES[i] for i in (1, 4, 8, 10, 13)]
+
+
+def _derivative_table(pairs, a, v):
+    out = {}
+    for (x, y), (name, _, _, dims, _) in zip(pairs, DERIVATIVE_CASES):
+        f = lambda x, y, dims=dims: dot_general(x, y, dims)  # noqa: E731
+        y_dot = np.linspace(-1.0, 1.0, y.size).reshape(y.shape)
+        ct = np.linspace(1.0, 2.0, f(x, y).size).reshape(f(x, y).shape)
+        out[name] = [fx.jvp(f, (x, y), (np.ones(x.shape), y_dot))[1], fx.vjp(f, x, y)[1](ct)]
+    quadratic = lambda v: dot_general(v, dot_general(a, v, (((1,), (0,)), NO_BATCH)),  # noqa: E731
+                                      (((0,), (0,)), NO_BATCH))
+    out["hessian of v.Av"] = fx.hessian(quadratic)(v)
+    return out
+
+
+def test_jit_of_derivative_programs():
+    pairs = [operands(lhs, rhs) for _, lhs, rhs, _, _ in DERIVATIVE_CASES]
+    _check_jit_named(_derivative_table, (pairs, rand((4, 4), 7), rand((4,), 8)))
+
+
+def _source(f, *args):
+    return jit(f).lower(*args).as_text()
+
+
+def test_plain_matmul_is_one_blas_call_without_copies():
+    matmul = lambda x, y: dot_general(x, y, (((1,), (0,)), NO_BATCH))  # noqa: E731
+    source = _source(matmul, np.ones((128, 784)), np.ones((784, 512)))
+    body = source.split("def kernel(in0, in1):\n")[1].splitlines()
+    assert [line.split(" = ")[1] for line in body[:-1]] == ["np.dot(in0, in1)"], source
+    for lhs, rhs, dims, call in [
+            ((784, 128), (784, 512), (((0,), (0,)), NO_BATCH), "np.dot(in0.T, in1)"),
+            ((128, 784), (512, 784), (((1,), (1,)), NO_BATCH), "np.dot(in0, in1.T)"),
+            ((128, 784), (784,), (((1,), (0,)), NO_BATCH), "np.dot(in0, in1)")]:
+        source = _source(lambda x, y, dims=dims: dot_general(x, y, dims),
+                         np.ones(lhs, np.float32), np.ones(rhs, np.float32))
+        assert call in source and "copy" not in source and "reshape" not in source, source

@@ -1,6 +1,10 @@
 """Indexing primitives (slice, pad, gather, scatter_add): values against numpy,
 derivatives to order 2 in both modes, float32 preservation, the slice/pad and
-gather/scatter_add transpose pairs, and the shape-error messages."""
+gather/scatter_add transpose pairs, and the shape-error messages; numba lowerings
+against eager evaluation (every case, edge shapes and indices, integer and bool
+operands, derivative programs)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -10,7 +14,8 @@ from fxgrad.core.ir import aval_of
 from fxgrad.primitives.arith import mul
 from fxgrad.primitives.indexing import gather, pad, scatter_add, static_slice
 from fxgrad.primitives.reduce import reduce_sum
-from fxgrad.test_util import check_grads
+from fxgrad.test_util import check_grads, check_jit
+from fxgrad.tree_util import tree_flatten
 
 
 def _rand(*shapes, seed=0):
@@ -244,3 +249,115 @@ ERRORS = [
 def test_shape_errors(name, thunk, message):
     with pytest.raises(FxTypeError, match=message):
         thunk()
+
+
+# jit ---------------------------------------------------------------------------------
+# Each test jits ONE function computing a whole table of cases: one numba compilation.
+
+def _check_jit_cases(cases, rtol=1e-12):
+    """check_jit of all `cases` (name -> (fn, args)) at once; a mismatch names its case."""
+    names = sorted(cases)   # dict outputs flatten in sorted key order
+    args = {n: cases[n][1] for n in names}
+    try:
+        check_jit(lambda a: {n: cases[n][0](*a[n]) for n in names}, (args,), rtol=rtol)
+    except AssertionError as err:
+        leaves = [n for n in names for _ in tree_flatten(cases[n][0](*args[n]))[0]]
+        index = re.search(r"output (\d+)", str(err))
+        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
+
+
+# name, function, argument shapes: size-0 and size-1 operands, rank-0 and empty indices
+EDGE_CASES = [
+    ("slice_full", lambda x: static_slice(x, (0, 0), (2, 3)), [(2, 3)]),
+    ("slice_one", lambda x: static_slice(x, (1, 2), (2, 3)), [(3, 4)]),
+    ("slice_of_empty", lambda x: static_slice(x, (0, 1), (0, 3)), [(0, 4)]),
+    ("pad_scalar", lambda x, v: pad(x, v, ()), [(), ()]),
+    ("pad_nothing", lambda x, v: pad(x, v, ((0, 0, 0), (0, 0, 3))), [(2, 1), ()]),
+    ("pad_empty_to_empty", lambda x, v: pad(x, v, ((0, 0, 1), (1, 1, 0))), [(2, 0), ()]),
+    ("gather_scalar_result", lambda x: gather(x, 5, 0), [(4,)]),
+    ("gather_empty_indices", lambda x: gather(x, np.zeros((0, 2), int), 1), [(3, 4)]),
+    ("gather_from_empty", lambda x: gather(x, np.zeros(0, int), 0), [(0, 3)]),
+    ("gather_size_one_axis", lambda x: gather(x, REPEATED, 1), [(2, 1)]),
+    ("gather_int32_indices", lambda x: gather(x, GRID.astype(np.int32), 0), [(4, 2)]),
+    ("scatter_add_scalar_index", lambda op, up: scatter_add(op, -1, up, 0), [(3,), ()]),
+    ("scatter_add_row", lambda op, up: scatter_add(op, 9, up, 0), [(3, 2), (2,)]),
+    ("scatter_add_empty_indices", lambda op, up: scatter_add(op, np.zeros(0, int), up, 0),
+     [(3, 2), (0, 2)]),
+]
+
+
+def _table_cases(dtype, names=None, scale=1.0):
+    """The value cases of CASES and EDGE_CASES (those in `names`) on `dtype` arguments."""
+    table = [(name, fn, shapes) for name, fn, _, shapes in CASES] + EDGE_CASES
+    return {name: (fn, tuple(np.asarray(a * scale, dtype) for a in _rand(*shapes, seed=k)))
+            for k, (name, fn, shapes) in enumerate(table) if names is None or name in names}
+
+
+def _index_operand_cases(dtype):
+    """Indices as kernel arguments (arrays and scalars) rather than constants."""
+    x, up = np.asarray(_rand((4, 3))[0], dtype), np.asarray(_rand((2, 3, 3))[0], dtype)
+    indices = np.array([[3, -1, 0], [9, 2, 2]])
+    return {
+        "gather operand indices": (lambda x, i: gather(x, i, 0), (x, indices)),
+        "gather scalar index": (lambda x, i: gather(x, i, 1), (x, np.int64(7))),
+        "gather int32 operand indices": (lambda x, i: gather(x, i, 1),
+                                         (x, indices.astype(np.int32))),
+        "scatter_add operand indices": (lambda x, i, u: scatter_add(x, i, u, 0),
+                                        (x, indices, up)),
+        "scatter_add scalar index": (lambda x, i, u: scatter_add(x, i, u, 0),
+                                     (x, np.int32(-4), x[0])),
+    }
+
+
+# one case of each primitive (and the pads: their value operand has the dtype too)
+SOME_CASES = ("slice_strides_2d", "pad", "pad_interior", "pad_value_operand", "pad_scalar",
+              "gather_2d_indices", "gather_scalar_result", "scatter_add_clipped",
+              "scatter_add_scalar_index")
+
+
+@pytest.mark.parametrize("dtype, names", [(np.float64, None), (np.float32, SOME_CASES)])
+def test_jit_matches_eager_floats(dtype, names):
+    cases = _table_cases(dtype, names)
+    cases.update(_index_operand_cases(dtype))
+    _check_jit_cases(cases)
+
+
+def test_jit_matches_eager_integers_and_bools():
+    cases = _index_operand_cases(np.int64)
+    for dtype in (np.int64, np.int32, np.bool_):
+        cases.update({f"{name} {np.dtype(dtype)}": case for name, case
+                      in _table_cases(dtype, SOME_CASES + ("scatter_add_repeated",),
+                                      scale=3.0).items()})
+    _check_jit_cases(cases, rtol=0)
+
+
+def test_jit_outputs_never_alias_the_operand():
+    x = np.arange(6.0)
+    outs = fx.jit(lambda x: (static_slice(x, (0,), (6,)), static_slice(x, (1,), (5,)),
+                             pad(x, 0.0, ((0, 0, 0),)),
+                             scatter_add(x, np.zeros(0, int), np.zeros(0), 0)))(x)
+    assert not any(np.shares_memory(out, x) for out in outs)
+
+
+def _sum_of_squares(fn):
+    def f(*args):
+        y = fn(*args)
+        return _sum(mul(y, y))
+    return f
+
+
+def _derivative_cases():
+    """Gradients of every case (slices become pads, gathers scatter_adds, ...) and JVPs."""
+    cases = {}
+    for k, (name, fn, _, shapes) in enumerate(CASES):
+        args = _rand(*shapes, seed=k)
+        argnums = tuple(range(len(shapes)))
+        cases[f"{name} grad"] = (fx.grad(_sum_of_squares(fn), argnums=argnums), args)
+        if name in SOME_CASES:
+            tangents = _rand(*shapes, seed=k + 100)
+            cases[f"{name} jvp"] = (lambda *a, fn=fn, t=tangents: fx.jvp(fn, a, t)[1], args)
+    return cases
+
+
+def test_jit_of_derivative_programs():
+    _check_jit_cases(_derivative_cases())

@@ -1,15 +1,20 @@
 """Comparisons, boolean logic and select: values against numpy, bool outputs, zero
-tangents, select's derivatives in both modes, and shape/dtype errors."""
+tangents, select's derivatives in both modes, and shape/dtype errors; numba lowerings
+against eager evaluation (values with NaN and ties, derivative programs)."""
+import re
+
 import numpy as np
 import pytest
 
 import fxgrad as fx
+from fxgrad.config import config
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray
 from fxgrad.interpreters.jvp import Zero, is_zero, jvp_rules
 from fxgrad.interpreters.transpose import UndefinedPrimal, transpose_rules
 from fxgrad.primitives import arith, logic
-from fxgrad.test_util import check_grads
+from fxgrad.test_util import check_grads, check_jit
+from fxgrad.tree_util import tree_flatten
 
 COMPARISONS = [
     ("eq", logic.eq, logic.eq_p, np.equal),
@@ -198,3 +203,77 @@ F23 = np.ones((2, 3))
 def test_select_errors(pred, a, b, message):
     with pytest.raises(FxTypeError, match=message):
         logic.select(pred, a, b)
+
+
+# ----------------------------------------------------------------------------- jit
+# Each test jits ONE function computing a whole table of named cases, so a table costs one
+# numba compilation (about 0.1 s per array output); most cases use rank-0 operands.
+
+def _check_jit_named(fn, args, rtol=1e-12):
+    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
+    try:
+        check_jit(fn, args, rtol=rtol)
+    except AssertionError as err:
+        out = fn(*args)   # dict outputs flatten in sorted key order
+        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
+        index = re.search(r"output (\d+)", str(err))
+        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
+
+
+@pytest.fixture
+def unsimplified(monkeypatch):
+    """Lower programs as traced, so each case reaches its own primitive's lowering."""
+    monkeypatch.setattr(config, "jit_simplify", False)
+
+
+def _logic_table(x, y, s, t, p, q):
+    """x, y: (2, 3) with ties (and NaN for floats); s, t: scalars; p, q: bool (2, 3)."""
+    out = {}
+    for name, fn, *_ in COMPARISONS:   # (2, 3) outputs first: one fused loop
+        out[name], out[f"{name} array-scalar"] = fn(x, y), fn(x, t)
+    out["lt literal"], out["select"] = logic.lt(x, 0.5), logic.select(p, x, y)
+    gt_scalar = logic.gt(s, t)
+    out["select scalar pred"] = logic.select(gt_scalar, x, y)
+    out["select bool"] = logic.select(p, p, q)
+    for name, fn, *_ in LOGICAL:
+        out[f"{name}"], out[f"{name} array-scalar"] = fn(p, q), fn(p, np.True_)
+    out["logical_not"] = logic.logical_not(p)
+    for name, fn, *_ in COMPARISONS:
+        out[f"{name} ()"] = fn(s, t)
+    for name, fn, *_ in LOGICAL:
+        out[f"{name} ()"] = fn(np.True_, gt_scalar)
+    out["logical_not ()"] = logic.logical_not(gt_scalar)
+    out["select ()"] = logic.select(gt_scalar, s, t)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_jit_matches_eager(unsimplified, dtype):
+    rng = np.random.default_rng(30)
+    x, y = _ties(rng, (2, 3)), _ties(rng, (2, 3))
+    if dtype != np.int64:   # NaN compares unequal to everything, itself included
+        x[0, 0], y[0, 1], y[1, 1] = np.nan, np.nan, np.nan
+    numbers = tuple(np.asarray(a).astype(dtype) for a in (x, y, x[1, 2], y[1, 2]))
+    bools = (PRED, rng.integers(0, 2, (2, 3)).astype(bool))
+    _check_jit_named(_logic_table, numbers + bools, rtol=0)
+
+
+def _branchy(u, v):
+    return logic.select(logic.gt(u, v), arith.mul(u, v), arith.integer_pow(u, 3))
+
+
+def _derivative_table(a, b, s, t):
+    ct = np.linspace(-1.0, 1.0, a.size).reshape(a.shape)
+    fixed_pred = lambda u, v: logic.select(PRED, u, v)
+    return {"jvp": fx.jvp(_branchy, (a, b), (ct, -ct))[1],
+            "vjp": fx.vjp(_branchy, a, b)[1](ct),
+            "fixed pred vjp": fx.vjp(fixed_pred, a, b)[1](ct),
+            "scalar pred jvp": fx.jvp(lambda u: logic.select(logic.gt(s, t), u, arith.neg(u)),
+                                      (a,), (ct,))[1],
+            "hessian ()": fx.hessian(_branchy, argnums=(0, 1))(s, t)}
+
+
+def test_jit_of_derivative_programs():
+    rng = np.random.default_rng(31)
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    _check_jit_named(_derivative_table, (a, b, np.float64(1.3), np.float64(-0.4)))

@@ -1,14 +1,20 @@
 """Tests of the reduction primitives: values against numpy, derivatives to second order
-in both modes, float32 preservation, tie-splitting of max/min and shape errors."""
+in both modes, float32 preservation, tie-splitting of max/min, shape errors, and the numba
+lowerings against eager evaluation (NaN, ties, empty and size-1 axes, integers, bools)."""
+import re
+
 import numpy as np
 import pytest
 
 import fxgrad as fx
+from fxgrad.config import config
+from fxgrad.jit import jit
 from fxgrad.primitives.reduce import (argmax, argmin, cumsum, reduce_max, reduce_max_p,
                                       reduce_min, reduce_sum, reduce_sum_p)
 from fxgrad.primitives.shape import convert_element_type
 from fxgrad.primitives.arith import mul
-from fxgrad.test_util import check_grads
+from fxgrad.test_util import check_grads, check_jit
+from fxgrad.tree_util import tree_flatten
 
 REDUCTIONS = [(reduce_sum, np.sum), (reduce_max, np.max), (reduce_min, np.min)]
 
@@ -184,3 +190,140 @@ def test_shape_errors(thunk, message):
 def test_shape_error_raised_while_tracing():
     with pytest.raises(fx.FxTypeError, match=r"reduce_min: axes \(3,\)"):
         fx.grad(lambda x: reduce_min(x, (3,)))(np.ones(2))
+
+
+# ----------------------------------------------------------------------------- jit
+# Each test jits ONE function computing a whole table of named cases, so a table costs a
+# single numba compilation. Unsimplified, every case reaches its own lowering.
+
+@pytest.fixture
+def unsimplified(monkeypatch):
+    monkeypatch.setattr(config, "jit_simplify", False)
+
+
+def _check_jit_named(fn, args, rtol=1e-12):
+    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
+    try:
+        check_jit(fn, args, rtol=rtol)
+    except AssertionError as err:
+        out = fn(*args)   # dict outputs flatten in sorted key order
+        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
+        index = re.search(r"output (\d+)", str(err))
+        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
+
+
+# (shape, axes) reaching each path of the lowering: a row per output element (K R), rows
+# folded into the output (R K), both (R K R, K R K R), one whole-array np.sum, kept axes
+# all of size 1, reduced axes all of size 1 (a copy; a scalar), rank 0, no axes.
+SUM_PATHS = [((3, 4), (1,)), ((3, 4), (0,)), ((2, 3, 4), (0, 2)), ((2, 3, 4, 5), (1, 3)),
+             ((3, 4), (0, 1)), ((5,), (0,)), ((1, 3, 1, 4), (1, 3)), ((1, 3, 1, 4), (0, 2)),
+             ((1, 1), (0, 1)), ((), ()), ((3, 4), ())]
+NAN, INF = np.nan, np.inf
+# rows: NaN first, NaN inside, two NaNs, all -inf, all +inf, ties, plain.
+EDGES = [[NAN, 1.0, 2.0, 0.0], [1.0, NAN, 3.0, NAN], [NAN, NAN, 1.0, 1.0],
+         [-INF, -INF, -INF, -INF], [INF, INF, INF, INF], [2.0, 5.0, 5.0, 2.0],
+         [-0.5, 0.25, 4.0, -3.0]]
+
+
+def _float_table(xs, edges, edges_3d, empty, empty_t):
+    """xs: {shape: operand}; edges: EDGES, also as (7, 2, 2); empty, empty_t: shapes (0, 3)
+    and (2, 0)."""
+    out = {f"sum {shape} {axes}": reduce_sum(xs[shape], axes) for shape, axes in SUM_PATHS}
+    out["sum empty"] = [reduce_sum(empty, (0,)), reduce_sum(empty, (0, 1)),
+                        reduce_sum(empty_t, (1,))]
+    for fn in (reduce_max, reduce_min):   # NaN wins; the loop paths are shared with sum
+        out[fn.__name__] = [fn(edges, (0,)), fn(edges, (1,)), fn(edges, (0, 1)),
+                            fn(edges_3d, (0, 2)), fn(xs[(2, 3, 4, 5)], (1, 3)),
+                            fn(xs[()], ()), fn(empty, (1,))]
+    for fn in (argmax, argmin):           # first of ties, first NaN
+        out[fn.__name__] = [fn(edges, 0, np.int64), fn(edges, 1, np.int32),
+                            fn(xs[(2, 3, 4, 5)], 1, np.int32), fn(xs[(5,)], 0, np.int64),
+                            fn(xs[(1, 1)], 1, np.int64), fn(empty, 1, np.int64)]
+    out["cumsum"] = [cumsum(xs[(5,)], 0, True), cumsum(xs[(3, 4)], 0),
+                     cumsum(xs[(2, 3, 4, 5)], 1, True), cumsum(xs[(2, 3, 4, 5)], 3),
+                     cumsum(edges, 1), cumsum(xs[(1, 1)], 0, True)]
+    out["cumsum empty"] = [cumsum(empty, 0), cumsum(empty, 1, True), cumsum(empty_t, 1)]
+    return out
+
+
+def _float_args(dtype):
+    shapes = sorted({shape for shape, _ in SUM_PATHS})
+    xs = {shape: rand(shape, seed=i, dtype=dtype) for i, shape in enumerate(shapes)}
+    edges = np.array(EDGES, dtype)
+    return xs, edges, edges.reshape(7, 2, 2), np.ones((0, 3), dtype), np.ones((2, 0), dtype)
+
+
+def test_jit_matches_eager_float64(unsimplified):
+    with np.errstate(invalid="ignore"):
+        _check_jit_named(_float_table, _float_args(np.float64))
+
+
+def _float32_table(x, edges):
+    """The paths where float32 differs: float64 accumulators of sums, float32 rows."""
+    return {"sum": [reduce_sum(x, (0, 1, 2)), reduce_sum(x, (2,)), reduce_sum(x, (0, 2)),
+                    reduce_sum(x, (0,))],
+            "max": [reduce_max(edges, (1,)), reduce_max(edges, (0,))],
+            "argmin": argmin(edges, 1, np.int32), "cumsum": cumsum(x, 1, True)}
+
+
+def test_jit_matches_eager_float32(unsimplified):
+    # numpy sums float32 pairwise, the kernel in a float64 accumulator: an ulp apart
+    with np.errstate(invalid="ignore"):
+        _check_jit_named(_float32_table, (rand((2, 3, 40), dtype=np.float32),
+                                          np.array(EDGES, np.float32)), rtol=1e-6)
+
+
+def _int_table(x32, x64, u8, flags, ties):
+    out = {}
+    for fn, _ in REDUCTIONS:   # int32 sums wrap around; numba widens, the kernel narrows
+        out[fn.__name__] = [fn(x32, (0, 2)), fn(x32, (1,)), fn(x32, (0, 1, 2)), fn(x64, (0,)),
+                            fn(u8, (1,))]
+    for fn in (reduce_max, reduce_min):   # or, and
+        out[f"{fn.__name__} bool"] = [fn(flags, (1,)), fn(flags, (0, 1))]
+    for fn in (argmax, argmin):
+        out[fn.__name__] = [fn(x32, 1, np.int64), fn(ties, 1, np.int32), fn(flags, 1, np.int64),
+                            fn(u8, 0, np.int64)]
+    out["cumsum"] = [cumsum(x32, 1), cumsum(x64, 0, True), cumsum(u8, 1)]
+    return out
+
+
+def test_jit_matches_eager_integers_and_bools(unsimplified):
+    rng = np.random.default_rng(7)
+    x32 = rng.integers(-2**30, 2**30, (2, 3, 4)).astype(np.int32)   # sums wrap around
+    x64 = rng.integers(-50, 50, (4, 3))
+    u8 = rng.integers(0, 256, (3, 5)).astype(np.uint8)
+    flags = np.array([[True, False, True], [False, False, True]])
+    ties = np.array([[3, 1, 3, 1], [1, 1, 1, 1], [0, 2, 2, -5]])
+    _check_jit_named(_int_table, (x32, x64, u8, flags, ties), rtol=0)
+
+
+def _ct(shape):
+    return np.linspace(-1.0, 1.0, int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+
+def _derivative_table(x, x_dot, v):
+    """x, x_dot: shape (2, 3, 4); v: shape (5,)."""
+    out = {}
+    for fn, axes, shape in ((reduce_sum, (0, 2), (3,)), (reduce_max, (2,), (2, 3)),
+                            (reduce_min, (0, 2), (3,))):
+        f = lambda x, fn=fn, axes=axes: fn(x, axes)  # noqa: E731
+        out[fn.__name__] = [fx.jvp(f, (x,), (x_dot,))[1], fx.vjp(f, x)[1](_ct(shape))]
+    out["cumsum"] = [fx.jvp(lambda x: cumsum(x, 1), (x,), (x_dot,))[1],
+                     fx.vjp(lambda x: cumsum(x, 2, True), x)[1](_ct(x.shape))]
+    out["hessian"] = fx.hessian(
+        lambda v: reduce_sum(mul(cumsum(v, 0, True), mul(v, reduce_max(v, (0,)))), (0,)))(v)
+    out["grad through argmin"] = fx.grad(lambda x: reduce_sum(mul(reduce_sum(x, (2,)), (
+        convert_element_type(argmin(x, 2, np.int32), np.float64))), (0, 1)))(x)
+    return out
+
+
+def test_jit_of_derivative_programs():
+    _check_jit_named(_derivative_table, (rand((2, 3, 4)), rand((2, 3, 4), seed=1),
+                                         rand((5,), seed=2)))
+
+
+def test_lowering_of_a_full_sum_is_one_np_sum():
+    source = jit(lambda x: reduce_sum(x, (0, 1))).lower(np.ones((3, 4))).as_text()
+    assert "np.sum(in0)" in source and "for " not in source
+    source = jit(lambda x: reduce_sum(x, (0, 1))).lower(np.ones((3, 4), np.float32)).as_text()
+    assert "np.sum(in0, dtype=np.float64)" in source   # numba's float32 sum is naive

@@ -1,14 +1,21 @@
 """Shape primitives: values against numpy, derivatives to order 2 in both modes,
-float32 preservation, param normalisation and the shape-error messages."""
+float32 preservation, param normalisation and the shape-error messages; numba
+lowerings against eager evaluation (every case, edge shapes, integer and bool
+operands, conversions, derivative programs)."""
+import re
+
 import numpy as np
 import pytest
 
 import fxgrad as fx
 from fxgrad.core.errors import FxTypeError
+from fxgrad.core.ir import aval_of
 from fxgrad.primitives.arith import mul
+from fxgrad.primitives.reduce import reduce_sum
 from fxgrad.primitives.shape import (broadcast_in_dim, concatenate, convert_element_type,
                                      expand_dims, reshape, squeeze, transpose)
-from fxgrad.test_util import check_grads
+from fxgrad.test_util import check_grads, check_jit
+from fxgrad.tree_util import tree_flatten
 
 
 def _rand(*shapes, seed=0):
@@ -219,3 +226,122 @@ def test_shape_errors(name, thunk, message):
 def test_shape_errors_while_tracing_name_user_line():
     with pytest.raises(FxTypeError, match=r"reshape: .*\n  at test_shape.py:\d+"):
         fx.make_jaxpr(lambda x: reshape(x, (5,)))(np.ones(3))
+
+
+# jit ---------------------------------------------------------------------------------
+# Each test jits ONE function computing a whole table of cases: one numba compilation.
+
+def _check_jit_cases(cases, rtol=1e-12):
+    """check_jit of all `cases` (name -> (fn, args)) at once; a mismatch names its case."""
+    names = sorted(cases)   # dict outputs flatten in sorted key order
+    args = {n: cases[n][1] for n in names}
+    try:
+        check_jit(lambda a: {n: cases[n][0](*a[n]) for n in names}, (args,), rtol=rtol)
+    except AssertionError as err:
+        leaves = [n for n in names for _ in tree_flatten(cases[n][0](*args[n]))[0]]
+        index = re.search(r"output (\d+)", str(err))
+        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
+
+
+# name, function, argument shapes: empty, size-1 and rank-0 operands
+EDGE_CASES = [
+    ("broadcast_to_empty", lambda x: broadcast_in_dim(x, (0, 3), (1,)), [(3,)]),
+    ("broadcast_empty", lambda x: broadcast_in_dim(x, (2, 0), (1,)), [(0,)]),
+    ("broadcast_scalar_to_scalar", lambda x: broadcast_in_dim(x, (), ()), [()]),
+    ("broadcast_scalar_to_one", lambda x: broadcast_in_dim(x, (1,), ()), [()]),
+    ("reshape_empty", lambda x: reshape(x, (3, 0)), [(0, 3)]),
+    ("reshape_scalar_to_matrix", lambda x: reshape(x, (1, 1)), [()]),
+    ("reshape_scalar_to_scalar", lambda x: reshape(x, ()), [()]),
+    ("reshape_one_to_scalar", lambda x: reshape(x, ()), [(1,)]),
+    ("transpose_empty", lambda x: transpose(x, (1, 2, 0)), [(0, 2, 3)]),
+    ("transpose_scalar", lambda x: transpose(x, ()), [()]),
+    ("transpose_vector", lambda x: transpose(x, (0,)), [(3,)]),
+    ("transpose_2d", lambda x: transpose(x, (1, 0)), [(3, 5)]),
+    ("squeeze_to_scalar", lambda x: squeeze(x, (0, 1)), [(1, 1)]),
+    ("squeeze_empty", lambda x: squeeze(x, (1,)), [(0, 1)]),
+    ("expand_dims_empty", lambda x: expand_dims(x, (1,)), [(0,)]),
+    ("concatenate_empty_piece", lambda a, b: concatenate([a, b], 1), [(2, 0), (2, 3)]),
+    ("concatenate_all_empty", lambda a, b: concatenate([a, b], 0), [(0,), (0,)]),
+    ("concatenate_size_one", lambda a, b: concatenate([a, b], 0), [(1,), (1,)]),
+]
+
+
+def _table_cases(dtype, names=None, scale=1.0):
+    """The value cases of CASES and EDGE_CASES (those in `names`) on `dtype` arguments."""
+    table = [(name, fn, shapes) for name, fn, _, shapes in CASES] + EDGE_CASES
+    return {name: (fn, tuple(np.asarray(a * scale, dtype) for a in _rand(*shapes, seed=k)))
+            for k, (name, fn, shapes) in enumerate(table) if names is None or name in names}
+
+
+# within int8's range: out-of-range float-to-int casts are undefined, in numpy too
+FLOATS = np.array([[-2.7, -0.5, -0.0, 0.0], [0.5, 1.5, 2.5, 127.9], [-128.9, 3.9, -3.9, 7.0]])
+INTS = np.array([[0, 1, -1, 2], [-128, 127, 300, -300], [2**40, -2**40, 2**31, 5]])
+
+
+def _conversion_cases(x, targets):
+    """Conversions of the array `x` (and of one element, a scalar) to each target."""
+    cases = {}
+    for target in targets:
+        f = lambda a, t=target: convert_element_type(a, t)   # noqa: E731
+        name = f"convert {x.dtype}->{np.dtype(target)}"
+        cases[name], cases[f"{name} ()"] = (f, (x,)), (f, (x[1, 2],))
+    return cases
+
+
+# one case of each primitive and the rank-0 paths: for the dtypes other than float64
+SOME_CASES = ("broadcast_mixed", "broadcast_scalar", "reshape_to_scalar",
+              "reshape_scalar_to_matrix", "transpose", "squeeze", "squeeze_to_scalar",
+              "expand_dims_scalar", "concatenate_last")
+
+
+@pytest.mark.parametrize("dtype, other, names", [(np.float64, np.float32, None),
+                                                 (np.float32, np.float64, SOME_CASES)])
+def test_jit_matches_eager_floats(dtype, other, names):
+    cases = _table_cases(dtype, names)
+    cases.update(_conversion_cases(FLOATS.astype(dtype), [other, np.int64, np.int32, np.int8,
+                                                          np.bool_, np.complex128]))
+    cases["convert nan->bool"] = (lambda a: convert_element_type(a, bool),
+                                  (np.array([np.nan, -np.nan, np.inf], dtype),))
+    _check_jit_cases(cases)
+
+
+def test_jit_matches_eager_integers_and_bools():
+    cases = {}
+    for dtype in (np.int64, np.int32, np.bool_):
+        cases.update({f"{name} {np.dtype(dtype)}": case for name, case
+                      in _table_cases(dtype, SOME_CASES, scale=3.0).items()})
+    cases.update(_conversion_cases(INTS, [np.float64, np.float32, np.int32, np.int8, np.uint8,
+                                          np.bool_]))
+    cases.update(_conversion_cases(INTS.astype(np.int8), [np.int64, np.float32]))
+    cases.update(_conversion_cases(INTS != 0, [np.int64, np.float64, np.int8]))
+    _check_jit_cases(cases, rtol=0)
+
+
+def _sum_of_squares(fn):
+    def f(*args):
+        y = fn(*args)
+        return reduce_sum(mul(y, y), tuple(range(aval_of(y).ndim)))
+    return f
+
+
+def _derivative_cases():
+    """Gradients of every case (their VJPs are the transposes) and a few JVPs."""
+    cases = {}
+    for k, (name, fn, _, shapes) in enumerate(CASES):
+        args = _rand(*shapes, seed=k)
+        argnums = tuple(range(len(shapes)))
+        cases[f"{name} grad"] = (fx.grad(_sum_of_squares(fn), argnums=argnums), args)
+        if name in SOME_CASES:
+            tangents = _rand(*shapes, seed=k + 100)
+            cases[f"{name} jvp"] = (lambda *a, fn=fn, t=tangents: fx.jvp(fn, a, t)[1], args)
+    x = _rand((2, 3))[0]
+    for name, f in [("to f32", lambda a: convert_element_type(a, np.float32)),
+                    ("round trip", lambda a: convert_element_type(
+                        convert_element_type(a, np.float32), np.float64))]:
+        cases[f"convert {name} jvp"] = (lambda a, f=f: fx.jvp(f, (a,), (a,))[1], (x,))
+        cases[f"convert {name} vjp"] = (lambda a, f=f: fx.vjp(f, a)[1](f(a)), (x,))
+    return cases
+
+
+def test_jit_of_derivative_programs():
+    _check_jit_cases(_derivative_cases())

@@ -1,13 +1,18 @@
 """Unary primitives: values against numpy, derivatives to order 2 in both modes, nested
-derivatives against closed forms, dtype preservation, zero tangents and dtype errors."""
+derivatives against closed forms, dtype preservation, zero tangents and dtype errors;
+numba lowerings against eager evaluation (values, NaN/inf edges, derivative programs)."""
+import re
+
 import numpy as np
 import pytest
 
 import fxgrad as fx
+from fxgrad.config import config
 from fxgrad.core.errors import FxTypeError
 from fxgrad.interpreters.jvp import is_zero, jvp_rules
 from fxgrad.primitives import arith, unary
-from fxgrad.test_util import check_grads
+from fxgrad.test_util import check_grads, check_jit
+from fxgrad.tree_util import tree_flatten
 
 
 def _any(rng, shape):
@@ -196,3 +201,94 @@ def test_stop_gradient_blocks_first_and_nested_derivatives():
 def test_programs_print_primitive_names():
     text = str(fx.make_jaxpr(lambda x: unary.logistic(unary.sqrt(x)))(1.0))
     assert "b:f64[] = sqrt a" in text and "c:f64[] = logistic b" in text
+
+
+# ----------------------------------------------------------------------------- jit
+# Each test jits ONE function computing a whole table of named cases, so a table costs one
+# numba compilation (about 0.1 s per array output); most cases use rank-0 operands.
+
+def _check_jit_named(fn, args, rtol=1e-12):
+    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
+    try:
+        check_jit(fn, args, rtol=rtol)
+    except AssertionError as err:
+        out = fn(*args)   # dict outputs flatten in sorted key order
+        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
+        index = re.search(r"output (\d+)", str(err))
+        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
+
+
+@pytest.fixture
+def unsimplified(monkeypatch):
+    """Lower programs as traced, so each case reaches its own primitive's lowering."""
+    monkeypatch.setattr(config, "jit_simplify", False)
+
+
+# overflow, domain edges, infinities, signed zero, halves (round to even), logistic's tails
+EDGES = [0.0, -0.0, -1.0, np.nan, np.inf, -np.inf, 1000.0, -1000.0, 40.0, -40.0,
+         -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -0.75]
+EDGE_CASES = ["exp", "log", "log1p", "expm1", "tanh", "logistic", "sqrt", "abs", "sign",
+              "floor", "round"]
+
+
+def _unary_table(xs, x, edges, empty, single):
+    """xs: one (3, 4) array per case, in ALL's order (each in its domain); x: 0 < x < 1."""
+    out = {name: fn(a) for (name, fn, *_), a in zip(ALL, xs)}   # (3, 4): one fused loop
+    out.update({f"{name} edges": getattr(unary, name)(edges) for name in EDGE_CASES})
+    out.update({f"{name} ()": fn(x) for name, fn, *_ in ALL})
+    out["size 0"], out["size 1"] = unary.exp(empty), unary.sin(single)
+    return out
+
+
+def _unary_args(dtype):
+    rng = np.random.default_rng(20)
+    xs = [domain(rng, (3, 4)).astype(dtype) for _, _, _, domain in ALL]
+    others = [0.6, EDGES, np.ones(0), [0.3]]
+    return (xs, *(np.asarray(a, dtype) for a in others))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+def test_jit_matches_eager_floats(unsimplified, dtype, rtol):
+    # float32: numba's libm may differ from numpy's SIMD loops by an ulp
+    with np.errstate(all="ignore"):
+        _check_jit_named(_unary_table, _unary_args(dtype), rtol=rtol)
+
+
+def _integer_table(x):
+    out = {}
+    for dtype in (np.int64, np.int32, np.int8, np.uint8):
+        for fn in (unary.abs, unary.sign, unary.stop_gradient):
+            out[f"{fn.__name__} {np.dtype(dtype).name}"] = fn(x.astype(dtype))
+    out["abs bool"] = unary.abs(x > 0)
+    out["abs ()"], out["sign ()"] = unary.abs(x[0]), unary.sign(x[0])
+    return out
+
+
+def test_jit_matches_eager_integers(unsimplified):
+    x = np.array([-128, -3, -1, 0, 1, 2, 127])   # abs(int8 -128) wraps to -128, as in numpy
+    _check_jit_named(_integer_table, (x,), rtol=0)
+
+
+def _all_unary(x):
+    """One function using every unary primitive (x in (0.3, 1.2)), for derivative programs."""
+    z = arith.add(arith.mul(unary.exp(x), unary.sin(x)), arith.mul(unary.cos(x), unary.tan(x)))
+    z = arith.add(z, arith.mul(unary.tanh(x), unary.logistic(x)))
+    z = arith.add(z, arith.mul(unary.log(x), unary.sqrt(x)))
+    z = arith.add(z, arith.mul(unary.log1p(x), unary.expm1(x)))
+    z = arith.add(z, arith.mul(unary.abs(x), unary.sign(x)))
+    z = arith.add(z, arith.add(unary.floor(x), unary.round(x)))
+    return arith.mul(z, unary.stop_gradient(x))
+
+
+def _derivative_table(x, s):
+    ct = np.linspace(-1.0, 1.0, x.size).reshape(x.shape)
+    out = {"jvp": fx.jvp(_all_unary, (x,), (ct,))[1], "vjp": fx.vjp(_all_unary, x)[1](ct)}
+    out.update({f"{name} grad2 ()": fx.grad(fx.grad(fn))(s)
+                for name, fn, *_ in SMOOTH + PIECEWISE_CONSTANT})
+    out["hessian ()"] = fx.hessian(_all_unary)(s)
+    return out
+
+
+def test_jit_of_derivative_programs():
+    x = np.random.default_rng(21).uniform(0.3, 1.2, (3, 4))
+    _check_jit_named(_derivative_table, (x, np.float64(0.7)))
