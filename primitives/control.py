@@ -32,6 +32,7 @@ from fxgrad.interpreters.jvp import (Zero, add_tangents, def_jvp, instantiate, i
                                      jvp_program, tangent_dtype)
 from fxgrad.interpreters.transpose import UndefinedPrimal, backward_pass, def_transpose
 from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
+from fxgrad.jit.scalarize import Elems, is_small_array, load, materialize
 
 scan_p = Primitive("scan", multiple_results=True)
 
@@ -318,6 +319,9 @@ def _scan_transpose(cts: Sequence[Any], *operands: Any, program: Program, num_co
 
 
 # ---------------------------------------------------------------- numba lowering
+# The scan is one native loop. Small arrays (carries, consts, xs rows, ys rows; see
+# fxgrad.jit.scalarize) are held as scalar locals, so a step on them allocates nothing;
+# larger carries are rebound to the arrays the body returns.
 
 def _as_scalar(expr: str, aval: ShapedArray) -> str:
     """A rank-0 value as a numba scalar of exactly its dtype, so a carry keeps one type
@@ -325,61 +329,111 @@ def _as_scalar(expr: str, aval: ShapedArray) -> str:
     return f"{np_dtype(aval.dtype)}({expr})" if aval.shape == () else expr
 
 
-def _bind_scalars(ctx: Ctx, exprs: Sequence[str], avals: Sequence[ShapedArray]) -> list[str]:
-    """Rank-0 consts bound once, typed, to locals (one per distinct value); arrays pass
-    through."""
-    bound: dict[str, str] = {}
-    for expr, aval in zip(exprs, avals):
-        if aval.shape == () and expr not in bound:
+def _hoist_const(ctx: Ctx, expr: str, aval: ShapedArray, bound: dict[str, Any]) -> Any:
+    """A const read once before the loop: typed scalar, small array's elements, or array."""
+    if expr not in bound:
+        if aval.shape == ():
             bound[expr] = ctx.fresh("k")
             ctx.emit(f"{bound[expr]} = {_as_scalar(expr, aval)}")
-    return [bound.get(expr, expr) for expr in exprs]
+        elif is_small_array(aval):
+            bound[expr] = load(ctx.builder, expr, aval)
+        else:
+            bound[expr] = expr
+    return bound[expr]
+
+
+def _carry_init(ctx: Ctx, value: str, aval: ShapedArray) -> Any:
+    if is_small_array(aval):
+        elems = load(ctx.builder, value, aval)
+        names = [ctx.fresh("c") for _ in elems.exprs]
+        for n, e in zip(names, elems.exprs):
+            ctx.emit(f"{n} = {np_dtype(aval.dtype)}({e})")
+        return Elems(aval, names)
+    name = ctx.fresh("c")
+    ctx.emit(f"{name} = {_as_scalar(value, aval)}")
+    return name
+
+
+def _flat_view(ctx: Ctx, name: str, aval: ShapedArray) -> str:
+    """`name` (stacked, leading axis = steps) viewed as (steps, row size), made before the loop."""
+    view = ctx.fresh("sv")
+    ctx.emit(f"{view} = {name}.reshape({aval.shape[0]}, {int(np.prod(aval.shape[1:]))})")
+    return view
 
 
 @def_lowering(scan_p)
 def _scan_lowering(ctx: Ctx, *operands: str, program: Program, num_consts: int,
                    num_carry: int, length: int, reverse: bool) -> None:
     consts, init, xs = _split3(operands, num_consts, num_carry)
-    const_avals, carry_avals, _ = _split3(ctx.in_avals, num_consts, num_carry)
-    consts = _bind_scalars(ctx, consts, const_avals)
-    for name, value, aval in zip(ctx.outs, init, carry_avals):
-        ctx.emit(f"{name} = {_as_scalar(value, aval)}")
-    for name, aval in zip(ctx.outs[num_carry:], ctx.out_avals[num_carry:]):
+    const_avals, carry_avals, xs_avals = _split3(ctx.in_avals, num_consts, num_carry)
+    bound: dict[str, Any] = {}
+    consts = [_hoist_const(ctx, c, a, bound) for c, a in zip(consts, const_avals)]
+    carries = [_carry_init(ctx, v, a) for v, a in zip(init, carry_avals)]
+    ys, ys_avals = ctx.outs[num_carry:], ctx.out_avals[num_carry:]
+    for name, aval in zip(ys, ys_avals):
         ctx.emit(f"{name} = np.empty({aval.shape!r}, {np_dtype(aval.dtype)})")
     if length > 0:
-        _emit_loop(ctx, program, consts, xs, length, reverse, num_carry)
-    _copy_passed_through(ctx, program, carry_avals, length)
+        x_views = [_flat_view(ctx, x, a) if is_small_array(ShapedArray(a.shape[1:], a.dtype))
+                   else None for x, a in zip(xs, xs_avals)]
+        y_views = [_flat_view(ctx, y, a) if is_small_array(ShapedArray(a.shape[1:], a.dtype))
+                   else None for y, a in zip(ys, ys_avals)]
+        it = ctx.fresh("it")
+        ctx.emit(f"for {it} in {f'range({length - 1}, -1, -1)' if reverse else f'range({length})'}:")
+        with ctx.indented():
+            rows = [_row(ctx, x, v, a, it) for x, v, a in zip(xs, x_views, xs_avals)]
+            outs = ctx.lower_program(program, [*consts, *carries, *rows], scalarize=True)
+            _store_ys(ctx, ys, y_views, outs[num_carry:], program.out_avals[num_carry:], it)
+            _update_carries(ctx, carries, outs[:num_carry], carry_avals)
+    _finish_carries(ctx, program, carries, carry_avals, length)
 
 
-def _emit_loop(ctx: Ctx, program: Program, consts: list[str], xs: Sequence[str],
-               length: int, reverse: bool, num_carry: int) -> None:
-    it = ctx.fresh("it")
-    steps = f"range({length - 1}, -1, -1)" if reverse else f"range({length})"
-    ctx.emit(f"for {it} in {steps}:")
-    with ctx.indented():
-        _emit_step(ctx, program, consts, xs, it, num_carry)
+def _row(ctx: Ctx, xs: str, view: str | None, aval: ShapedArray, it: str) -> Any:
+    row_aval = ShapedArray(aval.shape[1:], aval.dtype)
+    if view is None:
+        row = ctx.fresh("x")
+        ctx.emit(f"{row} = {xs}[{it}]")
+        return row
+    names = [ctx.fresh("x") for _ in range(row_aval.size)]
+    for k, n in enumerate(names):
+        ctx.emit(f"{n} = {view}[{it}, {k}]")
+    return Elems(row_aval, names)
 
 
-def _copy_passed_through(ctx: Ctx, program: Program, carry_avals: Sequence[ShapedArray],
-                         length: int) -> None:
-    """Copy array carries that may still be an operand (never hand out the caller's array)."""
-    for k, (name, aval) in enumerate(zip(ctx.outs, carry_avals)):
+def _store_ys(ctx: Ctx, ys: Sequence[str], views: Sequence[str | None], values: Sequence[Any],
+              avals: Sequence[ShapedArray], it: str) -> None:
+    for name, view, value, aval in zip(ys, views, values, avals):
+        if isinstance(value, Elems) and view is not None:
+            for k, e in enumerate(value.exprs):
+                ctx.emit(f"{view}[{it}, {k}] = {e}")
+        else:
+            value = materialize(ctx.builder, value) if isinstance(value, Elems) else value
+            ctx.emit(f"{name}[{it}] = {_as_scalar(value, aval)}")
+
+
+def _update_carries(ctx: Ctx, carries: Sequence[Any], outs: Sequence[Any],
+                    avals: Sequence[ShapedArray]) -> None:
+    """Rebind every carry at once (a tuple assignment), so bodies may swap carries."""
+    targets, values = [], []
+    for carry, out, aval in zip(carries, outs, avals):
+        if isinstance(carry, Elems):
+            new = out if isinstance(out, Elems) else load(ctx.builder, out, aval)
+            targets += carry.exprs
+            values += [f"{np_dtype(aval.dtype)}({e})" for e in new.exprs]
+        else:
+            out = materialize(ctx.builder, out) if isinstance(out, Elems) else out
+            targets.append(carry)
+            values.append(_as_scalar(out, aval))
+    if targets:
+        ctx.emit(f"{', '.join(targets)} = {', '.join(values)}")
+
+
+def _finish_carries(ctx: Ctx, program: Program, carries: Sequence[Any],
+                    avals: Sequence[ShapedArray], length: int) -> None:
+    """Final carries into the outputs; never hand out an operand's own array."""
+    for k, (name, carry, aval) in enumerate(zip(ctx.outs, carries, avals)):
+        if isinstance(carry, Elems):
+            ctx.emit(f"{name} = {materialize(ctx.builder, Elems(aval, list(carry.exprs)))}")
+            continue
         passed_through = length == 0 or any(program.outvars[k] is v for v in program.invars)
-        if passed_through and aval.shape != ():
-            ctx.emit(f"{name} = np.copy({name})")
-
-
-def _emit_step(ctx: Ctx, program: Program, consts: list[str], xs: Sequence[str], it: str,
-               num_carry: int) -> None:
-    """One iteration: slice the xs, run the body, store the ys, rebind all carries at once."""
-    rows = [ctx.fresh("x") for _ in xs]
-    for row, x in zip(rows, xs):
-        ctx.emit(f"{row} = {x}[{it}]")
-    carry, ys = ctx.outs[:num_carry], ctx.outs[num_carry:]
-    outs = ctx.lower_program(program, [*consts, *carry, *rows])
-    avals = program.out_avals
-    for name, y, aval in zip(ys, outs[num_carry:], avals[num_carry:]):
-        ctx.emit(f"{name}[{it}] = {_as_scalar(y, aval)}")
-    if carry:
-        new = [_as_scalar(c, a) for c, a in zip(outs[:num_carry], avals)]
-        ctx.emit(f"{', '.join(carry)} = {', '.join(new)}")
+        copy = passed_through and aval.shape != ()
+        ctx.emit(f"{name} = {'np.copy(' + carry + ')' if copy else carry}")

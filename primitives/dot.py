@@ -146,19 +146,21 @@ def _operand_cotangent(ct: Any, other: Any, own_ndim: int, other_ndim: int,
     """Cotangent of one operand given the other; `own`/`other_dims` are (contract, batch).
 
     Contracting ct's axes of the other operand's free dims against those dims leaves
-    (batch, own free, own contracting ordered as the other's contracting axes).
+    (batch, own free, own contracting ordered as the other's contracting axes); with the
+    operands swapped, (batch, own contracting, own free). The order needing no transpose
+    is preferred (for y = x @ w, ct_w = x.T @ ct rather than (ct.T @ x).T).
     """
     from fxgrad.primitives.shape import transpose
     (own_contract, own_batch), (other_contract, other_batch) = own, other_dims
     other_free = _free_dims(other_ndim, other_contract, other_batch)
-    dims = ((other_free_in_ct, other_free), (tuple(range(len(own_batch))), other_batch))
-    result = dot_general(ct, other, dims)
-    own_order = (own_batch + _free_dims(own_ndim, own_contract, own_batch)
-                 + tuple(own_contract[i] for i in _argsort(other_contract)))
-    permutation = _argsort(own_order)
-    if permutation == tuple(range(own_ndim)):
-        return result
-    return transpose(result, permutation)
+    own_free = _free_dims(own_ndim, own_contract, own_batch)
+    own_contract = tuple(own_contract[i] for i in _argsort(other_contract))
+    ct_batch, identity = tuple(range(len(own_batch))), tuple(range(own_ndim))
+    if own_batch + own_contract + own_free == identity != own_batch + own_free + own_contract:
+        return dot_general(other, ct, ((other_free, other_free_in_ct), (other_batch, ct_batch)))
+    result = dot_general(ct, other, ((other_free_in_ct, other_free), (ct_batch, other_batch)))
+    permutation = _argsort(own_batch + own_free + own_contract)
+    return result if permutation == identity else transpose(result, permutation)
 
 
 @def_transpose(dot_general_p)

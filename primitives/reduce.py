@@ -11,8 +11,10 @@ and zero tangents.
 The numba lowerings merge adjacent kept and adjacent reduced axes into groups, view the
 operand with one axis per group and loop over the groups in memory order, folding into
 a scalar accumulator when the innermost group is reduced and into the output rows
-otherwise, so no operand is ever transposed. A reduction over every axis is one call
-of numpy's reduction (a float64 accumulator for float32 sums, as numba's own is naive).
+otherwise, so no operand is ever transposed. A sum over every axis is one np.sum (with
+a float64 accumulator for float32: numba's own is naive); max and min are inline loops,
+as numba compiles its np.max slowly, and a NaN wins them as in numpy. Sums of float32
+rows accumulate in float64 too.
 """
 from __future__ import annotations
 
@@ -112,35 +114,6 @@ def _groups(shape: tuple[int, ...], axes: tuple[int, ...]) -> list[tuple[int, bo
     return groups
 
 
-def _emit_row_fold(ctx: Any, kind: str, row: str, n: int) -> str:
-    """Fold `row j]` for j < n into a new scalar accumulator; return its name.
-
-    Inline loops: numba compiles its np.max & co. slowly, once per dtype and rank."""
-    dtype = ctx.out_aval.dtype
-    acc_dtype = np.dtype(np.float64) if kind == "sum" and dtype == np.float32 else dtype
-    acc, j, element = ctx.fresh("acc"), ctx.fresh("j"), ctx.fresh("e")
-    ctx.emit(f"{acc} = {_identity(kind, acc_dtype)}")
-    ctx.emit(f"for {j} in range({n}):")
-    with ctx.indented():
-        ctx.emit(f"{element} = {row}{j}]")
-        _emit_fold(ctx, kind, acc, element, dtype)
-    return acc
-
-
-def _emit_whole(ctx: Any, kind: str, x: str) -> None:
-    """A reduction of every element: one np.sum (float32 accumulating in float64, as
-    numba's own float32 sum is naive), or one flat loop for max/min."""
-    x_aval = ctx.in_avals[0]
-    if kind == "sum":
-        dtype = ", dtype=np.float64" if x_aval.dtype == np.float32 else ""
-        total = f"np.sum({x}{dtype})"
-    else:
-        flat = _reshaped(ctx, x, x_aval.shape, (x_aval.size,))
-        total = _emit_row_fold(ctx, kind, f"{flat}[", x_aval.size)
-    _emit_filled(ctx, ctx.cast(total) if kind == "sum" and x_aval.dtype != np.float64
-                 else total)
-
-
 def _reshaped(ctx: Any, x: str, shape: tuple[int, ...], new_shape: tuple[int, ...]) -> str:
     if shape == new_shape:
         return x
@@ -165,15 +138,6 @@ def _reduction_lowering(kind: str) -> Any:
     return rule
 
 
-def _emit_filled(ctx: Any, value: str) -> None:
-    """The output: `value` at every position (a scalar for a rank-0 output)."""
-    shape = ctx.out_aval.shape
-    if not shape:
-        ctx.emit(f"{ctx.outs[0]} = {value}")
-    else:
-        ctx.emit(f"{ctx.outs[0]} = np.full({shape!r}, {value}, {np_dtype(ctx.out_aval.dtype)})")
-
-
 def _emit_without_folding(ctx: Any, kind: str, x: str) -> None:
     """An empty operand (identity everywhere) or only size-1 reduced axes (a reshape)."""
     if ctx.in_avals[0].size == 0:
@@ -184,8 +148,32 @@ def _emit_without_folding(ctx: Any, kind: str, x: str) -> None:
         ctx.emit(f"{ctx.outs[0]} = np.copy({x}).reshape({ctx.out_aval.shape!r})")
 
 
+def _emit_filled(ctx: Any, value: str) -> None:
+    """The output: `value` at every position (a scalar for a rank-0 output)."""
+    shape = ctx.out_aval.shape
+    if not shape:
+        ctx.emit(f"{ctx.outs[0]} = {value}")
+    else:
+        ctx.emit(f"{ctx.outs[0]} = np.full({shape!r}, {value}, {np_dtype(ctx.out_aval.dtype)})")
+
+
+def _emit_whole(ctx: Any, kind: str, x: str) -> None:
+    """A reduction of every element: one np.sum (float32 accumulating in float64, as
+    numba's own float32 sum is naive), or one flat loop for max/min."""
+    x_aval = ctx.in_avals[0]
+    if kind == "sum":
+        dtype = ", dtype=np.float64" if x_aval.dtype == np.float32 else ""
+        total = f"np.sum({x}{dtype})"
+    else:
+        flat = _reshaped(ctx, x, x_aval.shape, (x_aval.size,))
+        total = _emit_row_fold(ctx, kind, f"{flat}[", x_aval.size)
+    _emit_filled(ctx, ctx.cast(total) if kind == "sum" and x_aval.dtype != np.float64
+                 else total)
+
+
 def _emit_group_loops(ctx: Any, kind: str, x: str, groups: list[tuple[int, bool]]) -> None:
-    """Loops over the groups in memory order; an innermost reduced run is one np call."""
+    """Loops over the groups in memory order; the output rows are written once when
+    only the innermost run is reduced, else folded into (starting from the identity)."""
     dtype, out_shape = ctx.out_aval.dtype, ctx.out_aval.shape
     kept = tuple(n for n, reduced in groups if not reduced)
     inner_reduced = groups[-1][1]
@@ -214,6 +202,21 @@ def _emit_group_loops(ctx: Any, kind: str, x: str, groups: list[tuple[int, bool]
             _emit_fold(ctx, kind, target, element, dtype)
     if rows != ctx.outs[0]:
         ctx.emit(f"{ctx.outs[0]} = {rows}.reshape({out_shape!r})")
+
+
+def _emit_row_fold(ctx: Any, kind: str, row: str, n: int) -> str:
+    """Fold `row j]` for j < n into a new scalar accumulator; return its name.
+
+    Inline loops: numba compiles its np.max & co. slowly, once per dtype and rank."""
+    dtype = ctx.out_aval.dtype
+    acc_dtype = np.dtype(np.float64) if kind == "sum" and dtype == np.float32 else dtype
+    acc, j, element = ctx.fresh("acc"), ctx.fresh("j"), ctx.fresh("e")
+    ctx.emit(f"{acc} = {_identity(kind, acc_dtype)}")
+    ctx.emit(f"for {j} in range({n}):")
+    with ctx.indented():
+        ctx.emit(f"{element} = {row}{j}]")
+        _emit_fold(ctx, kind, acc, element, dtype)
+    return acc
 
 
 reduce_sum_p = Primitive("reduce_sum")

@@ -73,6 +73,9 @@ class Builder:
         self.literals: list[Any] = []
         self.literal_names: list[str] = []
         self.literal_index: dict[tuple[str, bytes], str] = {}
+        self.scalarize = False            # inside scan bodies: small arrays as scalars
+        self.materialized: dict[int, tuple[str, Any]] = {}
+        self.loaded: dict[str, Any] = {}
         # id(output var) -> (donated input name, index of that input's last use)
         self.buffers: dict[int, tuple[str, int]] = {}
 
@@ -135,8 +138,16 @@ class Ctx:
         """A typed scalar constant expression."""
         return f"{np_dtype(dtype)}({np.asarray(value).item()!r})"
 
-    def lower_program(self, program: Program, in_names: Sequence[str]) -> list[str]:
-        return lower_into(self.builder, program, in_names)
+    def lower_program(self, program: Program, in_names: Sequence[Any],
+                      scalarize: bool = False) -> list[Any]:
+        """Emit `program` inline. With `scalarize`, small arrays may be passed and come
+        back as `scalarize.Elems` (scalars per element) instead of array names."""
+        builder, saved = self.builder, self.builder.scalarize
+        builder.scalarize = scalarize
+        try:
+            return lower_into(builder, program, in_names, raw=scalarize)
+        finally:
+            builder.scalarize = saved
 
 
 def _rule(eqn: Eqn) -> Elementwise | Statement:
@@ -154,12 +165,17 @@ def _fusible(eqn: Eqn) -> bool:
     return shape != () and all(a.aval.shape in (shape, ()) for a in eqn.inputs)
 
 
-def lower_into(builder: Builder, program: Program, in_names: Sequence[str]) -> list[str]:
-    """Emit statements computing `program`; return the names/exprs of its outputs."""
-    env: dict[int, str] = {id(v): n for v, n in zip(program.invars, in_names)}
+def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
+               raw: bool = False) -> list[Any]:
+    """Emit statements computing `program`; return the names/exprs of its outputs
+    (`Elems` stay unmaterialized with `raw`)."""
+    env: dict[int, Any] = {id(v): n for v, n in zip(program.invars, in_names)}
     uses = _uses_after(program)
     run: list[tuple[int, Eqn]] = []
     for index, eqn in enumerate(program.eqns):
+        if builder.scalarize and _scalar_form(builder, eqn, env, run, uses):
+            run = []
+            continue
         if _fusible(eqn) and (not run or run[0][1].outputs[0].aval.shape
                               == eqn.outputs[0].aval.shape):
             run.append((index, eqn))
@@ -171,7 +187,22 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[str]) -> l
         else:
             _lower_eqn(builder, eqn, env)
     _flush(builder, run, env, uses)
+    if raw:
+        return [builder.literal(v) if isinstance(v, Literal) else env[id(v)]
+                for v in program.outvars]
     return [_read(builder, env, v) for v in program.outvars]
+
+
+def _scalar_form(builder: Builder, eqn: Eqn, env: dict[int, Any],
+                 run: list[tuple[int, Eqn]], uses: dict[int, int]) -> bool:
+    from fxgrad.jit import scalarize
+    small = scalarize.LIMIT
+    if eqn.prim.multiple_results or eqn.outputs[0].aval.size > small or \
+            all(a.aval.ndim == 0 for a in [*eqn.inputs, *eqn.outputs]):
+        return False
+    _flush(builder, run, env, uses)
+    run.clear()
+    return scalarize.try_lower(builder, eqn, env, lowering_rules)
 
 
 def _uses_after(program: Program) -> dict[int, int]:
@@ -187,10 +218,14 @@ def _uses_after(program: Program) -> dict[int, int]:
     return last
 
 
-def _read(builder: Builder, env: dict[int, str], atom: Any) -> str:
+def _read(builder: Builder, env: dict[int, Any], atom: Any) -> str:
     if isinstance(atom, Literal):
         return builder.literal(atom)
-    return env[id(atom)]
+    value = env[id(atom)]
+    if isinstance(value, str):
+        return value
+    from fxgrad.jit.scalarize import materialize
+    return materialize(builder, value)
 
 
 def _lower_eqn(builder: Builder, eqn: Eqn, env: dict[int, str]) -> None:
@@ -254,7 +289,7 @@ def _loop_inputs(builder: Builder, run: list[tuple[int, Eqn]], local: dict[int, 
             if isinstance(a, Var) and a.aval.shape == shape and id(a) not in produced \
                     and id(a) not in flat:
                 view, elem = builder.fresh("f"), builder.fresh("e")
-                builder.emit(f"{view} = {local[id(a)]}.reshape({int(np.prod(shape))})")
+                builder.emit(f"{view} = {_read(builder, local, a)}.reshape({int(np.prod(shape))})")
                 flat[id(a)] = view
                 loads.append((elem, view))
                 local[id(a)] = elem
@@ -282,14 +317,28 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     written = {name for name, _ in builder.buffers.values()}
     outs = lower_into(builder, program, in_names)
     written -= {name for name, _ in builder.buffers.values()}
-    outs = [f"np.copy({o})" if o in in_names and o not in written and v.aval.shape else o
-            for o, v in zip(outs, program.outvars)]
+    aliased = {id(a) for v in program.invars for a in _views_of(program, v)}
+    outs = [f"np.copy({o})" if isinstance(v, Var) and id(v) in aliased and o not in written
+            and v.aval.shape else o for o, v in zip(outs, program.outvars)]
     builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     params = ", ".join(in_names + builder.literal_names)
     header = ["import math", "import numpy as np", "from numba import njit", "",
               "", "@njit(cache=True, nogil=True)", f"def kernel({params}):"]
     source = "\n".join(header + builder.lines) + "\n"
     return Kernel(source, len(builder.literals), builder.literals)
+
+
+_VIEWS = {"reshape", "squeeze", "expand_dims"}   # lowerings that may return views
+
+
+def _views_of(program: Program, var: Var) -> list[Var]:
+    """`var` and the values its lowering may share memory with (reshapes of it)."""
+    views, ids = [var], {id(var)}
+    for eqn in program.eqns:
+        if eqn.prim.name in _VIEWS and id(eqn.inputs[0]) in ids:
+            views.append(eqn.outputs[0])
+            ids.add(id(eqn.outputs[0]))
+    return views
 
 
 def _match_donations(program: Program, donated: Sequence[int],
@@ -303,5 +352,6 @@ def _match_donations(program: Program, donated: Sequence[int],
         if match is not None and match.aval.shape:
             free.remove(match)
             name = in_names[program.invars.index(match)]
-            matches[id(v)] = (name, last_use.get(id(match), -1))
+            dead_after = max(last_use.get(id(a), -1) for a in _views_of(program, match))
+            matches[id(v)] = (name, dead_after)
     return matches

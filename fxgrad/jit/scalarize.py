@@ -1,0 +1,209 @@
+"""Scalarization: small arrays inside native loops live in registers, not on the heap.
+
+Inside a scan body, an array of at most `LIMIT` elements is held as an `Elems`: one
+scalar expression (a local variable) per element, in C order. Elementwise equations
+then become one scalar statement per element, data movement (reshape, transpose,
+broadcast, slice, concatenate, pad) just renames elements, and small reductions and
+`dot_general`s are unrolled sums of products, so an RK4 step on a 3-vector or an RNN
+step with an 8x8 matrix allocates nothing. An `Elems` is turned back into an array
+(`materialize`) only when a primitive without a scalar form needs it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from fxgrad.core.ir import Eqn, Literal, ShapedArray, Var
+from fxgrad.interpreters.evaluation import impl_rules
+
+LIMIT = 64
+_MOVES = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice",
+          "concatenate", "pad"}
+
+
+class Elems:
+    """A small array held as scalar expressions, one per element in C order."""
+
+    __slots__ = ("aval", "exprs")
+
+    def __init__(self, aval: ShapedArray, exprs: list[str]):
+        self.aval = aval
+        self.exprs = exprs
+
+
+def _dtype(aval: ShapedArray) -> str:
+    return f"np.{aval.dtype.name}"
+
+
+def materialize(builder: Any, value: Elems) -> str:
+    """An array (or, at rank 0, a scalar) holding `value`'s elements."""
+    if value.aval.ndim == 0:
+        return value.exprs[0]
+    cached = builder.materialized.get(id(value))
+    if cached is not None:
+        return cached[0]
+    name, flat = builder.fresh("m"), builder.fresh("mf")
+    builder.emit(f"{name} = np.empty({value.aval.shape!r}, {_dtype(value.aval)})")
+    builder.emit(f"{flat} = {name}.reshape({value.aval.size})")
+    for k, expr in enumerate(value.exprs):
+        builder.emit(f"{flat}[{k}] = {expr}")
+    builder.materialized[id(value)] = (name, value)   # keeps `value` alive: keyed by id
+    return name
+
+
+def load(builder: Any, name: str, aval: ShapedArray) -> Elems:
+    """The elements of array `name`, each read once into a local."""
+    if aval.ndim == 0:
+        return Elems(aval, [name])
+    flat = builder.fresh("lf")
+    builder.emit(f"{flat} = {name}.reshape({aval.size})")
+    names = [builder.fresh("l") for _ in range(aval.size)]
+    for k, n in enumerate(names):
+        builder.emit(f"{n} = {flat}[{k}]")
+    return Elems(aval, names)
+
+
+def as_elems(builder: Any, env: dict[int, Any], atom: Any) -> Elems:
+    if isinstance(atom, Literal):
+        return Elems(atom.aval, [builder.literal(atom)])
+    value = env[id(atom)]
+    if isinstance(value, Elems):
+        return value
+    loaded = builder.loaded.get(value)
+    if loaded is None:
+        loaded = builder.loaded[value] = load(builder, value, atom.aval)
+    return loaded
+
+
+def _small(aval: ShapedArray) -> bool:
+    return aval.size <= LIMIT
+
+
+def try_lower(builder: Any, eqn: Eqn, env: dict[int, Any], rules: dict) -> bool:
+    """Lower `eqn` on scalars if it is small and has a scalar form; else return False."""
+    if eqn.prim.multiple_results or not _small(eqn.outputs[0].aval):
+        return False
+    if all(a.aval.ndim == 0 for a in [*eqn.inputs, *eqn.outputs]):
+        return False
+    if not all(_small(a.aval) for a in eqn.inputs):
+        return False
+    handler = _handler(eqn, rules)
+    if handler is None:
+        return False
+    ops = [as_elems(builder, env, a) for a in eqn.inputs]
+    result = handler(builder, eqn, ops)
+    env[id(eqn.outputs[0])] = result.exprs[0] if result.aval.ndim == 0 else result
+    return True
+
+
+def _handler(eqn: Eqn, rules: dict) -> Callable[..., Elems] | None:
+    from fxgrad.jit.lowering import Elementwise
+    name = eqn.prim.name
+    if isinstance(rules.get(eqn.prim), Elementwise):
+        return lambda b, e, ops: _elementwise(b, e, ops, rules[eqn.prim])
+    if name in _MOVES:
+        return _move
+    if name in ("reduce_sum", "reduce_max", "reduce_min"):
+        return _reduction
+    if name == "dot_general":
+        return _dot_general
+    return None
+
+
+def _bind(builder: Any, expr: str) -> str:
+    name = builder.fresh("s")
+    builder.emit(f"{name} = {expr}")
+    return name
+
+
+def _elementwise(builder: Any, eqn: Eqn, ops: list[Elems], rule: Any) -> Elems:
+    from fxgrad.jit.lowering import Ctx
+    out = eqn.outputs[0].aval
+    exprs = []
+    for k in range(out.size):
+        args = [op.exprs[k] if op.aval.ndim else op.exprs[0] for op in ops]
+        ctx = Ctx(builder, eqn, [""])
+        exprs.append(_bind(builder, rule.expr(ctx, *args, **eqn.params)))
+    return Elems(out, exprs)
+
+
+def _move(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
+    """Run the primitive on arrays of element numbers to learn where each element goes."""
+    offsets = np.cumsum([0] + [op.aval.size for op in ops])
+    markers = [np.arange(op.aval.size, dtype=np.float64).reshape(op.aval.shape) + off
+               for op, off in zip(ops, offsets)]
+    if eqn.prim.name == "pad":
+        markers[1] = np.float64(-1)   # padding positions read the padding value
+    index_map = np.asarray(impl_rules[eqn.prim](*markers, **eqn.params)).ravel()
+    pool = [e for op in ops for e in op.exprs]
+    pad_value = ops[1].exprs[0] if eqn.prim.name == "pad" else ""
+    exprs = [pool[int(i)] if i >= 0 else pad_value for i in index_map]
+    return Elems(eqn.outputs[0].aval, exprs)
+
+
+def _groups(aval: ShapedArray, axes: tuple[int, ...]) -> np.ndarray:
+    """Element numbers of `aval`, one row per output element of a reduction over `axes`."""
+    index = np.arange(aval.size).reshape(aval.shape)
+    kept = [d for d in range(aval.ndim) if d not in axes]
+    return index.transpose(kept + list(axes)).reshape(-1, int(np.prod([aval.shape[d] for d in axes])))
+
+
+def _max_expr(a: str, b: str, largest: bool) -> str:
+    op = ">" if largest else "<"
+    return f"({a} if {a} {op} {b} or {a} != {a} else {b})"
+
+
+def _reduction(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
+    x, name = ops[0], eqn.prim.name
+    exprs = []
+    for row in _groups(x.aval, tuple(eqn.params["axes"])):
+        terms = [x.exprs[int(i)] for i in row]
+        if name == "reduce_sum":
+            zero = f"{_dtype(eqn.outputs[0].aval)}(0)"
+            exprs.append(_bind(builder, " + ".join(terms) if terms else zero))
+            continue
+        acc = terms[0]
+        for t in terms[1:]:
+            acc = _bind(builder, _max_expr(acc, t, name == "reduce_max"))
+        exprs.append(acc)
+    return Elems(eqn.outputs[0].aval, exprs)
+
+
+def _dot_general(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
+    """Unrolled sums of products; output order: batch, lhs free, rhs free."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lhs, rhs = ops
+    l_idx = _arranged(lhs.aval, lb, lc, contract_last=True)
+    r_idx = _arranged(rhs.aval, rb, rc, contract_last=False)
+    out = eqn.outputs[0].aval
+    zero = f"{_dtype(out)}(0)"
+    exprs = []
+    for b in range(l_idx.shape[0]):
+        for m in range(l_idx.shape[1]):
+            for n in range(r_idx.shape[2]):
+                terms = [f"{lhs.exprs[l_idx[b, m, k]]} * {rhs.exprs[r_idx[b, k, n]]}"
+                         for k in range(l_idx.shape[2])]
+                exprs.append(_bind(builder, " + ".join(terms) if terms else zero))
+    return Elems(out, exprs)
+
+
+def _arranged(aval: ShapedArray, batch: Any, contract: Any, contract_last: bool) -> np.ndarray:
+    """Element numbers as (batch, free, contract) for the lhs, (batch, contract, free) for
+    the rhs."""
+    free = [d for d in range(aval.ndim) if d not in batch and d not in contract]
+    order = list(batch) + (free + list(contract) if contract_last else list(contract) + free)
+    sizes = [int(np.prod([aval.shape[d] for d in group], dtype=np.int64))
+             for group in (batch, free, contract)]
+    index = np.arange(aval.size).reshape(aval.shape).transpose(order)
+    shape = (sizes[0], sizes[1], sizes[2]) if contract_last else (sizes[0], sizes[2], sizes[1])
+    return index.reshape(shape)
+
+
+def is_small_array(aval: ShapedArray) -> bool:
+    return 0 < aval.ndim and aval.size <= LIMIT and aval.size > 0
+
+
+__all__ = ["Elems", "LIMIT", "as_elems", "is_small_array", "load", "materialize", "try_lower"]
+
+_ = Var  # re-exported type used in annotations by callers
