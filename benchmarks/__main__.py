@@ -7,6 +7,7 @@ C1 rows give first-call times in fresh processes with a cold and a warm cache.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def run_workloads(quick: bool, only: set[str] | None) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     for make in workloads.ALL:
         w = make(quick)
         if only and w.name not in only:
@@ -49,6 +50,7 @@ def run_workloads(quick: bool, only: set[str] | None) -> list[dict]:
         t_np = timing.time_call(w.numpy, min_time)
         t_jax = timing.time_call(w.jax, min_time) if w.jax else None
         rows.append({"name": w.name, "what": w.what, "fxgrad": t_fx, "numpy": t_np, "jax": t_jax})
+        print_row(rows[-1])
     return rows
 
 
@@ -66,18 +68,26 @@ def run_first_calls(only: set[str] | None) -> list[dict]:
                      "fxgrad": cold, "numpy": None, "jax": t_jax})
         rows.append({"name": f"C1-{name} warm", "what": "first call, warm cache",
                      "fxgrad": warm, "numpy": None, "jax": t_jax})
+        print_row(rows[-2])
+        print_row(rows[-1])
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}, "
-          f"numpy {np.__version__}, jax {'yes' if workloads.jax else 'not installed'}")
-    header = f"{'workload':<10} {'what':<38} {'fxgrad':>10} {'numpy':>10} {'jax':>10} {'fx/np':>7} {'fx/jax':>7}"
+def print_header() -> None:
+    import numba
+    jax_version = workloads.jax.__version__ if workloads.jax else "not installed"
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"numpy {np.__version__}, numba {numba.__version__}, jax {jax_version}")
+    header = (f"{'workload':<10} {'what':<38} {'fxgrad':>10} {'numpy':>10} {'jax':>10} "
+              f"{'fx/np':>7} {'fx/jax':>7}")
     print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['name']:<10} {r['what']:<38} {_fmt(r['fxgrad']):>10} {_fmt(r['numpy']):>10} "
-              f"{_fmt(r['jax']):>10} {_ratio(r['fxgrad'], r['numpy']):>7} {_ratio(r['fxgrad'], r['jax']):>7}")
+    print("-" * len(header), flush=True)
+
+
+def print_row(r: dict) -> None:
+    print(f"{r['name']:<10} {r['what']:<38} {_fmt(r['fxgrad']):>10} {_fmt(r['numpy']):>10} "
+          f"{_fmt(r['jax']):>10} {_ratio(r['fxgrad'], r['numpy']):>7} "
+          f"{_ratio(r['fxgrad'], r['jax']):>7}", flush=True)
 
 
 def plot(rows: list[dict], path: str) -> None:
@@ -109,10 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", help="write a bar chart to this file (needs matplotlib)")
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
+    print_header()
     rows = run_workloads(args.quick, only)
     if not args.no_compile and not args.quick:
         rows += run_first_calls(only)
-    print_table(rows)
     if args.plot:
         plot(rows, args.plot)
 

@@ -47,6 +47,7 @@ def first_call_in_fresh_process(code: str, cache_dir: str | None) -> float:
         "\nimport time as _t\n_s = _t.perf_counter()\nrun()\n"
         "print('FIRST_CALL', _t.perf_counter() - _s)\n")
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     if cache_dir is not None:
         env["FXGRAD_CACHE_DIR"] = cache_dir
         env["JAX_COMPILATION_CACHE_DIR"] = cache_dir

@@ -3,6 +3,8 @@
 Both Jacobians linearize the function once and then apply its linear map to basis
 vectors: `jacfwd` pushes one tangent per input element through the linear program,
 `jacrev` pulls one cotangent per output element back through its transpose. The
+basis vectors are the rows of an identity matrix that a `scan` runs over, so the
+traced (and jitted) program does not grow with the dimension. The
 result has, for each output leaf, a pytree like the differentiated arguments whose
 leaves have shape `out.shape + in.shape`. `hessian` is `jacfwd(jacrev(f))`.
 """
@@ -28,33 +30,52 @@ def _basis(aval: ShapedArray, j: int) -> np.ndarray:
     return e.reshape(aval.shape)
 
 
-def _assemble(pieces: list[Any], out_aval: ShapedArray, in_aval: ShapedArray, axis: int) -> Any:
+def _map_basis(linear: Callable[[Any], list[Any]], aval: ShapedArray) -> list[Any]:
+    """`linear` applied to each basis vector of `aval`, results stacked on a new axis 0.
+
+    One application is traced and run in a `scan` over the rows of the identity, so
+    the program (and a jitted kernel) stays the same size whatever the dimension."""
+    import fxgrad.numpy as fnp
+    from fxgrad.control_flow import scan
+    if aval.size == 1:
+        return [fnp.expand_dims(r, 0) for r in linear(_basis(aval, 0))]
+    eye = np.eye(aval.size, dtype=aval.dtype).reshape((aval.size,) + aval.shape)
+    return list(scan(lambda carry, e: (carry, linear(e)), None, eye)[1])
+
+
+def _to_block(stacked: Any, out_aval: ShapedArray, in_aval: ShapedArray, rows_are_outputs: bool) -> Any:
+    """Rows stacked per basis vector -> a block of shape out.shape + in.shape."""
     import fxgrad.numpy as fnp
     shape = out_aval.shape + in_aval.shape
-    if not pieces:
-        return np.zeros(shape, np.result_type(out_aval.dtype, in_aval.dtype))
-    return fnp.reshape(fnp.stack(pieces, axis=axis), shape)
+    if rows_are_outputs:   # (out.size, *in.shape)
+        return fnp.reshape(stacked, shape)
+    rows = fnp.reshape(stacked, (in_aval.size, out_aval.size))   # (in.size, *out.shape)
+    return fnp.reshape(fnp.transpose(rows), shape)
 
 
 def _forward_blocks(lin: LinearMap, out_avals: list[ShapedArray]) -> Blocks:
-    cols: list[list[list[Any]]] = [[[] for _ in lin.in_avals] for _ in out_avals]
     zeros = [Zero(a) for a in lin.in_avals]
+    blocks: list[list[Any]] = [[None] * len(lin.in_avals) for _ in out_avals]
     for k, aval in enumerate(lin.in_avals):
-        for j in range(aval.size):
-            t_outs = lin.apply([*zeros[:k], _basis(aval, j), *zeros[k + 1:]])
-            for o, t in enumerate(t_outs):
-                cols[o][k].append(t)
-    return [[_assemble(cols[o][k], out_aval, in_aval, axis=-1)
-             for k, in_aval in enumerate(lin.in_avals)] for o, out_aval in enumerate(out_avals)]
+        if aval.size == 0:
+            cols = [np.zeros((0,) + o.shape, o.dtype) for o in out_avals]
+        else:
+            cols = _map_basis(lambda e, k=k: lin.apply([*zeros[:k], e, *zeros[k + 1:]]), aval)
+        for o, out_aval in enumerate(out_avals):
+            blocks[o][k] = _to_block(cols[o], out_aval, aval, rows_are_outputs=False)
+    return blocks
 
 
 def _reverse_blocks(lin: LinearMap, out_avals: list[ShapedArray]) -> Blocks:
     zeros = [Zero(a) for a in out_avals]
     blocks = []
     for o, out_aval in enumerate(out_avals):
-        rows = [lin.transpose([*zeros[:o], _basis(out_aval, j), *zeros[o + 1:]])
-                for j in range(out_aval.size)]
-        blocks.append([_assemble([r[k] for r in rows], out_aval, in_aval, axis=0)
+        if out_aval.size == 0:
+            rows = [np.zeros((0,) + a.shape, a.dtype) for a in lin.in_avals]
+        else:
+            rows = _map_basis(lambda e, o=o: lin.transpose([*zeros[:o], e, *zeros[o + 1:]]),
+                              out_aval)
+        blocks.append([_to_block(rows[k], out_aval, in_aval, rows_are_outputs=True)
                        for k, in_aval in enumerate(lin.in_avals)])
     return blocks
 

@@ -35,6 +35,23 @@ class Statement(NamedTuple):
 
 lowering_rules: dict[Any, Elementwise | Statement] = {}
 
+# Scalar helper functions a rule may call by name (`ctx.helper(name)`); the kernel
+# module defines the ones it uses.
+HELPERS: dict[str, str] = {
+    # tanh in two libm calls' time: expm1 near 0 (accuracy), exp elsewhere; <= 2 ulp.
+    "fx_tanh": """
+@njit(cache=True, nogil=True)
+def fx_tanh(x):
+    a = abs(x)
+    if a < 0.55:
+        e = math.expm1(2.0 * x)
+        return e / (e + 2.0)
+    if a > 22.0:
+        return math.copysign(1.0, x)
+    return math.copysign(1.0 - 2.0 / (math.exp(2.0 * a) + 1.0), x)
+""",
+}
+
 
 def def_elementwise_lowering(prim: Any) -> Callable[[Callable[..., str]], Callable[..., str]]:
     """Register `rule(ctx, *operand_exprs, **params) -> scalar expression` for `prim`."""
@@ -73,6 +90,7 @@ class Builder:
         self.literals: list[Any] = []
         self.literal_names: list[str] = []
         self.literal_index: dict[tuple[str, bytes], str] = {}
+        self.helpers: set[str] = set()
         self.scalarize = False            # inside scan bodies: small arrays as scalars
         self.materialized: dict[int, tuple[str, Any]] = {}
         self.loaded: dict[str, Any] = {}
@@ -130,6 +148,11 @@ class Ctx:
     def indented(self) -> Any:
         return self.builder.indented()
 
+    def helper(self, name: str) -> str:
+        """The name of scalar helper function `name` (see HELPERS), defined in the kernel."""
+        self.builder.helpers.add(name)
+        return name
+
     def cast(self, expr: str, dtype: Any = None) -> str:
         """`expr` converted to the output dtype (numba may promote float32 to float64)."""
         return f"{np_dtype(dtype or self.out_aval.dtype)}({expr})"
@@ -176,8 +199,11 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
         if builder.scalarize and _scalar_form(builder, eqn, env, run, uses):
             run = []
             continue
+        if run and _joins_as_reduction(eqn, run):
+            run.append((index, eqn))
+            continue
         if _fusible(eqn) and (not run or run[0][1].outputs[0].aval.shape
-                              == eqn.outputs[0].aval.shape):
+                              == eqn.outputs[0].aval.shape) and not _reads_reduction(eqn, run):
             run.append((index, eqn))
             continue
         _flush(builder, run, env, uses)
@@ -191,6 +217,25 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
         return [builder.literal(v) if isinstance(v, Literal) else env[id(v)]
                 for v in program.outvars]
     return [_read(builder, env, v) for v in program.outvars]
+
+
+_REDUCTIONS = ("reduce_sum", "reduce_max", "reduce_min")
+
+
+def _joins_as_reduction(eqn: Eqn, run: list[tuple[int, Eqn]]) -> bool:
+    """A full reduction of a value the run computes: accumulate it inside the loop."""
+    if eqn.prim.name not in _REDUCTIONS or not isinstance(eqn.inputs[0], Var):
+        return False
+    x = eqn.inputs[0]
+    return (len(eqn.params["axes"]) == x.aval.ndim and x.aval.dtype.kind in "fiu"
+            and x.aval.shape == run[0][1].outputs[0].aval.shape
+            and any(e.outputs[0] is x for _, e in run))
+
+
+def _reads_reduction(eqn: Eqn, run: list[tuple[int, Eqn]]) -> bool:
+    """Whether `eqn` uses a reduction of the run, which is final only after the loop."""
+    partial = {id(e.outputs[0]) for _, e in run if e.prim.name in _REDUCTIONS}
+    return any(id(a) in partial for a in eqn.inputs)
 
 
 def _scalar_form(builder: Builder, eqn: Eqn, env: dict[int, Any],
@@ -248,6 +293,8 @@ def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
     last_index = run[-1][0]
     shape = run[0][1].outputs[0].aval.shape
     size = int(np.prod(shape))
+    reductions = [eqn for _, eqn in run if eqn.prim.name in _REDUCTIONS]
+    run = [(i, eqn) for i, eqn in run if eqn.prim.name not in _REDUCTIONS]
     stored = [eqn.outputs[0] for _, eqn in run if uses.get(id(eqn.outputs[0]), -1) > last_index]
     flat: dict[int, str] = {}
     for v in stored:
@@ -257,6 +304,7 @@ def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
     for v in stored:
         flat[id(v)] = builder.fresh("f")
         builder.emit(f"{flat[id(v)]} = {env[id(v)]}.reshape({size})")
+    accumulators = [_start_accumulator(builder, eqn) for eqn in reductions]
     i = builder.fresh("i")
     builder.emit(f"for {i} in range({size}):")
     with builder.indented():
@@ -266,6 +314,31 @@ def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
             _emit_fused(builder, eqn, local)
         for v in stored:
             builder.emit(f"{flat[id(v)]}[{i}] = {local[id(v)]}")
+        for acc, eqn in zip(accumulators, reductions):
+            builder.emit(f"{acc} = {_accumulate(acc, local[id(eqn.inputs[0])], eqn.prim.name)}")
+    for acc, eqn in zip(accumulators, reductions):
+        env[id(eqn.outputs[0])] = acc
+
+
+def _start_accumulator(builder: Builder, eqn: Eqn) -> str:
+    dtype = eqn.outputs[0].aval.dtype
+    if eqn.prim.name == "reduce_sum":
+        start = 0
+    elif dtype.kind == "f":
+        start = "-np.inf" if eqn.prim.name == "reduce_max" else "np.inf"
+    else:
+        info = np.iinfo(dtype)
+        start = info.min if eqn.prim.name == "reduce_max" else info.max
+    acc = builder.fresh("acc")
+    builder.emit(f"{acc} = {np_dtype(dtype)}({start})")
+    return acc
+
+
+def _accumulate(acc: str, x: str, name: str) -> str:
+    if name == "reduce_sum":
+        return f"{acc} + {x}"
+    op = ">" if name == "reduce_max" else "<"
+    return f"{x} if {x} {op} {acc} or {x} != {x} else {acc}"
 
 
 def _output_buffer(builder: Builder, v: Var, last_index: int) -> str:
@@ -322,7 +395,8 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
             and v.aval.shape else o for o, v in zip(outs, program.outvars)]
     builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     params = ", ".join(in_names + builder.literal_names)
-    header = ["import math", "import numpy as np", "from numba import njit", "",
+    helpers = [HELPERS[name] for name in sorted(builder.helpers)]
+    header = ["import math", "import numpy as np", "from numba import njit", "", *helpers,
               "", "@njit(cache=True, nogil=True)", f"def kernel({params}):"]
     source = "\n".join(header + builder.lines) + "\n"
     return Kernel(source, len(builder.literals), builder.literals)

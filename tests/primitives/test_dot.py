@@ -278,3 +278,11 @@ def test_plain_matmul_is_one_blas_call_without_copies():
         source = _source(lambda x, y, dims=dims: dot_general(x, y, dims),
                          np.ones(lhs, np.float32), np.ones(rhs, np.float32))
         assert call in source and "copy" not in source and "reshape" not in source, source
+
+
+def test_matmul_cotangents_need_no_transpose():
+    # ct_w of y = x @ w is x.T @ ct (a BLAS flag), not (ct.T @ x).T (a copy)
+    matmul = lambda x, w: dot_general(x, w, (((1,), (0,)), NO_BATCH))  # noqa: E731
+    x, w, ct = np.ones((8, 5)), np.ones((5, 3)), np.ones((8, 3))
+    text = str(fx.make_jaxpr(lambda x, w: fx.vjp(matmul, x, w)[1](ct))(x, w))
+    assert text.count("dot_general") == 2 and "transpose" not in text, text
