@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fxgrad.api import jvp, vjp
-from fxgrad.tree_util import tree_flatten, tree_map, tree_unflatten
+from fxgrad.tree_util import tree_flatten, tree_map
 
 _DEFAULT_EPS = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 1e-2}
 _DEFAULT_TOL = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 2e-2}
@@ -115,6 +115,8 @@ def check_jit(f: Callable[..., Any], args: Sequence[Any], rtol: float = 1e-12,
               atol: float = 0.0) -> None:
     """Check that `jit(f)` agrees with eager `f` at `args` (values, dtypes, structure).
 
+    When `f` returns a dict (a table of named cases), a mismatch names its case.
+
     >>> import fxgrad.numpy as fnp
     >>> check_jit(lambda x: fnp.sin(x) * x, (fnp.arange(3.0),))
     """
@@ -124,9 +126,18 @@ def check_jit(f: Callable[..., Any], args: Sequence[Any], rtol: float = 1e-12,
     e_leaves, e_tree = tree_flatten(expected)
     a_leaves, a_tree = tree_flatten(actual)
     assert a_tree == e_tree, f"jit changed the output structure: {a_tree} != {e_tree}"
+    names = _leaf_names(expected)
     for i, (a, e) in enumerate(zip(a_leaves, e_leaves)):
         a, e = np.asarray(a), np.asarray(e)
         assert a.dtype == e.dtype and a.shape == e.shape, \
-            f"output {i}: jit gave {a.dtype}{a.shape}, eager {e.dtype}{e.shape}"
+            f"{names[i]}: jit gave {a.dtype}{a.shape}, eager {e.dtype}{e.shape}"
         np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True,
-                                   err_msg=f"output {i}: jit differs from eager")
+                                   err_msg=f"{names[i]}: jit differs from eager")
+
+
+def _leaf_names(out: Any) -> list[str]:
+    """'case <key>' per leaf of a dict output (keys sorted, as flattening does), else
+    'output <i>'."""
+    if isinstance(out, dict):
+        return [f"case {key}" for key in sorted(out) for _ in tree_flatten(out[key])[0]]
+    return [f"output {i}" for i in range(len(tree_flatten(out)[0]))]

@@ -2,18 +2,15 @@
 (including a broadcast scalar operand), dtype preservation, shape and dtype errors, and
 the special cases of max/min ties, pow at zero and integer_pow exponents; numba
 lowerings against eager evaluation (values, NaN/inf edges, derivative programs)."""
-import re
 
 import numpy as np
 import pytest
 
 import fxgrad as fx
-from fxgrad.config import config
 from fxgrad.core.errors import FxTypeError
 from fxgrad.interpreters.jvp import is_zero, jvp_rules
 from fxgrad.primitives import arith
 from fxgrad.test_util import check_grads, check_jit
-from fxgrad.tree_util import tree_flatten
 
 
 def _any(rng, shape):
@@ -197,15 +194,6 @@ def test_integer_division_floors_like_numpy():
 # Each test jits ONE function computing a whole table of named cases, so a table costs one
 # numba compilation (about 0.1 s per array output); most cases use rank-0 operands.
 
-def _check_jit_named(fn, args, rtol=1e-12):
-    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
-    try:
-        check_jit(fn, args, rtol=rtol)
-    except AssertionError as err:
-        out = fn(*args)   # dict outputs flatten in sorted key order
-        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
-        index = re.search(r"output (\d+)", str(err))
-        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
 
 
 NAN, INF = np.nan, np.inf
@@ -213,11 +201,6 @@ NAN, INF = np.nan, np.inf
 EDGE_X = [1.0, -1.0, 0.0, NAN, INF, 0.0, -8.0, -0.0, 0.0, NAN, -INF, 2.0]
 EDGE_Y = [0.0, 0.0, 0.0, 1.0, INF, -1.0, 1 / 3, 0.0, -0.0, NAN, 2.0, NAN]
 
-
-@pytest.fixture
-def unsimplified(monkeypatch):
-    """Lower programs as traced, so each case reaches its own primitive's lowering."""
-    monkeypatch.setattr(config, "jit_simplify", False)
 
 
 def _float_table(x, y, s, t, edge_x, edge_y, empty, single):
@@ -254,7 +237,7 @@ def _float_args(dtype):
 def test_jit_matches_eager_floats(unsimplified, dtype, rtol):
     # float32: numba's powf may differ from numpy's SIMD loop by an ulp
     with np.errstate(all="ignore"):
-        _check_jit_named(_float_table, _float_args(dtype), rtol=rtol)
+        check_jit(_float_table, _float_args(dtype), rtol=rtol)
 
 
 def _int_table(x, y, s, t, edge_x, edge_y):
@@ -285,7 +268,7 @@ def test_jit_matches_eager_integers_and_bools(unsimplified):
     edge_x = np.array([7, -7, 7, -7, 5, 0, lowest, lowest])
     edge_y = np.array([2, 2, -2, -2, 0, 0, -1, 1])
     with np.errstate(all="ignore"):
-        _check_jit_named(_int_table, (x, y, x[0, 0], y[0, 1], edge_x, edge_y), rtol=0)
+        check_jit(_int_table, (x, y, x[0, 0], y[0, 1], edge_x, edge_y), rtol=0)
 
 
 def _all_binary(x, y):
@@ -310,4 +293,4 @@ def _derivative_table(x, y, s, t):
 def test_jit_of_derivative_programs():
     rng = np.random.default_rng(14)
     x, y = rng.uniform(0.5, 1.5, (3, 4)), rng.uniform(-1.0, 1.0, (3, 4))
-    _check_jit_named(_derivative_table, (x, y, np.float64(0.7), np.float64(-0.4)))
+    check_jit(_derivative_table, (x, y, np.float64(0.7), np.float64(-0.4)))

@@ -2,17 +2,14 @@
 order in both modes (w.r.t. each operand and both), float32 preservation, the
 shape-error messages, and the numba lowering against eager evaluation (BLAS for floats,
 loops for integers and bools, operands used in place)."""
-import re
 
 import numpy as np
 import pytest
 
 import fxgrad as fx
-from fxgrad.config import config
 from fxgrad.jit import jit
 from fxgrad.primitives.dot import dot_general, dot_general_p
 from fxgrad.test_util import check_grads, check_jit
-from fxgrad.tree_util import tree_flatten
 
 NO_BATCH = ((), ())
 
@@ -169,20 +166,7 @@ def test_bind_checks_params_too():
 # Each test jits ONE function computing a whole table of named cases, so a table costs a
 # single numba compilation. Unsimplified, every case reaches its own lowering.
 
-@pytest.fixture
-def unsimplified(monkeypatch):
-    monkeypatch.setattr(config, "jit_simplify", False)
 
-
-def _check_jit_named(fn, args, rtol=1e-12, atol=0.0):
-    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
-    try:
-        check_jit(fn, args, rtol=rtol, atol=atol)
-    except AssertionError as err:
-        out = fn(*args)   # dict outputs flatten in sorted key order
-        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
-        index = re.search(r"output (\d+)", str(err))
-        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
 
 
 # Beyond CASES: operands stored transposed inside batches, size 0 (free and contracting
@@ -223,7 +207,7 @@ INT_CASES = (_named([0, 3, 4, 7, 8, 13, 14, 18, 19], np.int64) + _named([3], np.
                                                 (np.float32, 1e-5, FLOAT32_CASES)])
 def test_jit_matches_eager_floats(unsimplified, dtype, rtol, cases):
     # float32: BLAS kernels may sum in another order than numpy's matmul
-    _check_jit_named(lambda pairs: _dot_table(pairs, cases), (_operand_pairs(cases, dtype),),
+    check_jit(lambda pairs: _dot_table(pairs, cases), (_operand_pairs(cases, dtype),),
                      rtol=rtol, atol=rtol)
 
 
@@ -238,7 +222,7 @@ def _int_operands(lhs_shape, rhs_shape, dtype):
 
 def test_jit_matches_eager_integers_and_bools(unsimplified):
     pairs = [_int_operands(lhs, rhs, np.dtype(name.split()[0])) for name, lhs, rhs, _ in INT_CASES]
-    _check_jit_named(lambda pairs: _dot_table(pairs, INT_CASES), (pairs,), rtol=0)
+    check_jit(lambda pairs: _dot_table(pairs, INT_CASES), (pairs,), rtol=0)
 
 
 DERIVATIVE_CASES = [CASES[i] for i in (1, 4, 8, 10, 13)]
@@ -259,7 +243,7 @@ def _derivative_table(pairs, a, v):
 
 def test_jit_of_derivative_programs():
     pairs = [operands(lhs, rhs) for _, lhs, rhs, _, _ in DERIVATIVE_CASES]
-    _check_jit_named(_derivative_table, (pairs, rand((4, 4), 7), rand((4,), 8)))
+    check_jit(_derivative_table, (pairs, rand((4, 4), 7), rand((4,), 8)))
 
 
 def _source(f, *args):

@@ -1,20 +1,17 @@
 """Comparisons, boolean logic and select: values against numpy, bool outputs, zero
 tangents, select's derivatives in both modes, and shape/dtype errors; numba lowerings
 against eager evaluation (values with NaN and ties, derivative programs)."""
-import re
 
 import numpy as np
 import pytest
 
 import fxgrad as fx
-from fxgrad.config import config
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray
 from fxgrad.interpreters.jvp import Zero, is_zero, jvp_rules
 from fxgrad.interpreters.transpose import UndefinedPrimal, transpose_rules
 from fxgrad.primitives import arith, logic
 from fxgrad.test_util import check_grads, check_jit
-from fxgrad.tree_util import tree_flatten
 
 COMPARISONS = [
     ("eq", logic.eq, logic.eq_p, np.equal),
@@ -209,21 +206,7 @@ def test_select_errors(pred, a, b, message):
 # Each test jits ONE function computing a whole table of named cases, so a table costs one
 # numba compilation (about 0.1 s per array output); most cases use rank-0 operands.
 
-def _check_jit_named(fn, args, rtol=1e-12):
-    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
-    try:
-        check_jit(fn, args, rtol=rtol)
-    except AssertionError as err:
-        out = fn(*args)   # dict outputs flatten in sorted key order
-        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
-        index = re.search(r"output (\d+)", str(err))
-        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
 
-
-@pytest.fixture
-def unsimplified(monkeypatch):
-    """Lower programs as traced, so each case reaches its own primitive's lowering."""
-    monkeypatch.setattr(config, "jit_simplify", False)
 
 
 def _logic_table(x, y, s, t, p, q):
@@ -255,7 +238,7 @@ def test_jit_matches_eager(unsimplified, dtype):
         x[0, 0], y[0, 1], y[1, 1] = np.nan, np.nan, np.nan
     numbers = tuple(np.asarray(a).astype(dtype) for a in (x, y, x[1, 2], y[1, 2]))
     bools = (PRED, rng.integers(0, 2, (2, 3)).astype(bool))
-    _check_jit_named(_logic_table, numbers + bools, rtol=0)
+    check_jit(_logic_table, numbers + bools, rtol=0)
 
 
 def _branchy(u, v):
@@ -276,4 +259,4 @@ def _derivative_table(a, b, s, t):
 def test_jit_of_derivative_programs():
     rng = np.random.default_rng(31)
     a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
-    _check_jit_named(_derivative_table, (a, b, np.float64(1.3), np.float64(-0.4)))
+    check_jit(_derivative_table, (a, b, np.float64(1.3), np.float64(-0.4)))

@@ -1,20 +1,17 @@
 """Tests of the reduction primitives: values against numpy, derivatives to second order
 in both modes, float32 preservation, tie-splitting of max/min, shape errors, and the numba
 lowerings against eager evaluation (NaN, ties, empty and size-1 axes, integers, bools)."""
-import re
 
 import numpy as np
 import pytest
 
 import fxgrad as fx
-from fxgrad.config import config
 from fxgrad.jit import jit
 from fxgrad.primitives.reduce import (argmax, argmin, cumsum, reduce_max, reduce_max_p,
                                       reduce_min, reduce_sum, reduce_sum_p)
 from fxgrad.primitives.shape import convert_element_type
 from fxgrad.primitives.arith import mul
 from fxgrad.test_util import check_grads, check_jit
-from fxgrad.tree_util import tree_flatten
 
 REDUCTIONS = [(reduce_sum, np.sum), (reduce_max, np.max), (reduce_min, np.min)]
 
@@ -196,20 +193,7 @@ def test_shape_error_raised_while_tracing():
 # Each test jits ONE function computing a whole table of named cases, so a table costs a
 # single numba compilation. Unsimplified, every case reaches its own lowering.
 
-@pytest.fixture
-def unsimplified(monkeypatch):
-    monkeypatch.setattr(config, "jit_simplify", False)
 
-
-def _check_jit_named(fn, args, rtol=1e-12):
-    """check_jit of `fn`, which returns a dict of named cases; a mismatch names its case."""
-    try:
-        check_jit(fn, args, rtol=rtol)
-    except AssertionError as err:
-        out = fn(*args)   # dict outputs flatten in sorted key order
-        leaves = [name for name in sorted(out) for _ in tree_flatten(out[name])[0]]
-        index = re.search(r"output (\d+)", str(err))
-        raise AssertionError(f"case {leaves[int(index[1])] if index else '?'}: {err}") from None
 
 
 # (shape, axes) reaching each path of the lowering: a row per output element (K R), rows
@@ -255,7 +239,7 @@ def _float_args(dtype):
 
 def test_jit_matches_eager_float64(unsimplified):
     with np.errstate(invalid="ignore"):
-        _check_jit_named(_float_table, _float_args(np.float64))
+        check_jit(_float_table, _float_args(np.float64))
 
 
 def _float32_table(x, edges):
@@ -269,7 +253,7 @@ def _float32_table(x, edges):
 def test_jit_matches_eager_float32(unsimplified):
     # numpy sums float32 pairwise, the kernel in a float64 accumulator: an ulp apart
     with np.errstate(invalid="ignore"):
-        _check_jit_named(_float32_table, (rand((2, 3, 40), dtype=np.float32),
+        check_jit(_float32_table, (rand((2, 3, 40), dtype=np.float32),
                                           np.array(EDGES, np.float32)), rtol=1e-6)
 
 
@@ -294,7 +278,7 @@ def test_jit_matches_eager_integers_and_bools(unsimplified):
     u8 = rng.integers(0, 256, (3, 5)).astype(np.uint8)
     flags = np.array([[True, False, True], [False, False, True]])
     ties = np.array([[3, 1, 3, 1], [1, 1, 1, 1], [0, 2, 2, -5]])
-    _check_jit_named(_int_table, (x32, x64, u8, flags, ties), rtol=0)
+    check_jit(_int_table, (x32, x64, u8, flags, ties), rtol=0)
 
 
 def _ct(shape):
@@ -318,7 +302,7 @@ def _derivative_table(x, x_dot, v):
 
 
 def test_jit_of_derivative_programs():
-    _check_jit_named(_derivative_table, (rand((2, 3, 4)), rand((2, 3, 4), seed=1),
+    check_jit(_derivative_table, (rand((2, 3, 4)), rand((2, 3, 4), seed=1),
                                          rand((5,), seed=2)))
 
 

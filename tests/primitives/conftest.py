@@ -1,0 +1,10 @@
+"""Fixtures shared by the primitive-family tests."""
+import pytest
+
+from fxgrad.config import config
+
+
+@pytest.fixture
+def unsimplified(monkeypatch):
+    """Lower programs as traced, so each case reaches its own primitive's lowering."""
+    monkeypatch.setattr(config, "jit_simplify", False)
