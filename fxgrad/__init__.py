@@ -14,6 +14,7 @@ if not _os.path.isdir(_os.path.join(__path__[0], "primitives")):
 from fxgrad import primitives as _primitives  # noqa: E402,F401  (registers every rule)
 from fxgrad import numpy as _numpy  # noqa: F401  (gives tracers their operators and methods)
 from fxgrad import tree_util
+from fxgrad.batching_api import vmap
 from fxgrad.api import (Lop, Rop, grad, hvp, jvp, linearize, make_jaxpr, value_and_grad,
                         vjp)
 from fxgrad.config import config
@@ -33,4 +34,5 @@ __all__ = [
     "LeakedTracerError", "Lop", "Program", "Rop", "ShapedArray", "TracerArrayConversionError",
     "config", "grad", "hessian", "hvp", "jacfwd", "jacrev", "jit", "jvp", "linearize",
     "make_jaxpr", "scan", "simplify", "stop_gradient", "tree_util", "value_and_grad", "vjp",
+    "vmap",
 ]

@@ -21,7 +21,9 @@ class Config:
     `log_compiles` (FXGRAD_LOG_COMPILES): log each compilation with its cause and time.
     `cache_dir` (FXGRAD_CACHE_DIR): the on-disk compile cache; None for the default.
     `simplify_assume_finite` (FXGRAD_SIMPLIFY_ASSUME_FINITE): let the simplifier use
-    x*0 = 0 and x-x = 0, which are wrong for inf and nan."""
+    x*0 = 0 and x-x = 0, which are wrong for inf and nan.
+    `jit_parallel` (FXGRAD_JIT_PARALLEL, default on): run fused loops over at least
+    2**17 elements on all cores (numba prange)."""
 
     def __init__(self) -> None:
         self.disable_jit = _env_flag("FXGRAD_DISABLE_JIT")
@@ -29,6 +31,7 @@ class Config:
         self.log_compiles = _env_flag("FXGRAD_LOG_COMPILES")
         self.cache_dir: str | None = os.environ.get("FXGRAD_CACHE_DIR") or None
         self.simplify_assume_finite = _env_flag("FXGRAD_SIMPLIFY_ASSUME_FINITE")
+        self.jit_parallel = os.environ.get("FXGRAD_JIT_PARALLEL", "1") != "0"
 
     def update(self, name: str, value: Any) -> None:
         if not hasattr(self, name):

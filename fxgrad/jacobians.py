@@ -3,8 +3,8 @@
 Both Jacobians linearize the function once and then apply its linear map to basis
 vectors: `jacfwd` pushes one tangent per input element through the linear program,
 `jacrev` pulls one cotangent per output element back through its transpose. The
-basis vectors are the rows of an identity matrix that a `scan` runs over, so the
-traced (and jitted) program does not grow with the dimension. The
+linear map is `vmap`ped over the rows of an identity matrix, so the traced (and
+jitted) program does not grow with the dimension. The
 result has, for each output leaf, a pytree like the differentiated arguments whose
 leaves have shape `out.shape + in.shape`. `hessian` is `jacfwd(jacrev(f))`.
 """
@@ -33,14 +33,15 @@ def _basis(aval: ShapedArray, j: int) -> np.ndarray:
 def _map_basis(linear: Callable[[Any], list[Any]], aval: ShapedArray) -> list[Any]:
     """`linear` applied to each basis vector of `aval`, results stacked on a new axis 0.
 
-    One application is traced and run in a `scan` over the rows of the identity, so
-    the program (and a jitted kernel) stays the same size whatever the dimension."""
+    One application is traced and `vmap`ped over the rows of the identity, so the
+    program stays the same size whatever the dimension and matrix-vector products
+    become matrix-matrix products."""
     import fxgrad.numpy as fnp
-    from fxgrad.control_flow import scan
+    from fxgrad.batching_api import vmap
     if aval.size == 1:
         return [fnp.expand_dims(r, 0) for r in linear(_basis(aval, 0))]
     eye = np.eye(aval.size, dtype=aval.dtype).reshape((aval.size,) + aval.shape)
-    return list(scan(lambda carry, e: (carry, linear(e)), None, eye)[1])
+    return list(vmap(lambda e: tuple(linear(e)))(eye))
 
 
 def _to_block(stacked: Any, out_aval: ShapedArray, in_aval: ShapedArray, rows_are_outputs: bool) -> Any:

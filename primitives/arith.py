@@ -5,6 +5,7 @@ that broadcasts (see `common`); rules un-broadcast cotangents of scalar operands
 Python scalars are coerced to the other operand's dtype by the wrapper functions.
 Each primitive's numba lowering is a scalar expression with numpy's semantics: float
 division goes through `np.divide` (numba's `/` raises on zero), integer division floors.
+Under vmap each is batched by `logic.def_elementwise_batch` (the batch axis stays put).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import check_float, coerce, elementwise, unbroadcast
-from fxgrad.primitives.logic import eq, gt, select
+from fxgrad.primitives.logic import def_elementwise_batch, eq, gt, select
 
 
 def _to_shape(t: Any, shape: tuple[int, ...]) -> Any:
@@ -73,6 +74,9 @@ def _add_lowering(ctx: Any, x: str, y: str) -> str:
     return typed(ctx, f"{x} + {y}")
 
 
+def_elementwise_batch(add_p)
+
+
 sub_p = elementwise("sub", np.subtract, 2, floats_only=False)
 
 
@@ -100,6 +104,9 @@ def _sub_transpose(ct: Any, x: Any, y: Any) -> Any:
 @def_elementwise_lowering(sub_p)
 def _sub_lowering(ctx: Any, x: str, y: str) -> str:
     return typed(ctx, f"{x} - {y}")
+
+
+def_elementwise_batch(sub_p)
 
 
 mul_p = elementwise("mul", np.multiply, 2, floats_only=False)
@@ -134,6 +141,9 @@ def _mul_transpose(ct: Any, x: Any, y: Any) -> Any:
 @def_elementwise_lowering(mul_p)
 def _mul_lowering(ctx: Any, x: str, y: str) -> str:
     return typed(ctx, f"{x} * {y}")
+
+
+def_elementwise_batch(mul_p)
 
 
 div_p = elementwise("div", np.true_divide, 2, floats_only=False)
@@ -178,6 +188,9 @@ def _div_lowering(ctx: Any, x: str, y: str) -> str:
                       f"else np.floor_divide({x}, {y}))")
 
 
+def_elementwise_batch(div_p)
+
+
 neg_p = elementwise("neg", np.negative, 1, floats_only=False)
 
 
@@ -198,6 +211,9 @@ def _neg_transpose(ct: Any, x: Any) -> Any:
 @def_elementwise_lowering(neg_p)
 def _neg_lowering(ctx: Any, x: str) -> str:
     return typed(ctx, f"-{x}")
+
+
+def_elementwise_batch(neg_p)
 
 
 def _max_weight(x: Any, y: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -244,6 +260,9 @@ def _max_lowering(ctx: Any, x: str, y: str) -> str:
     return _pick(ctx, x, y, ">")
 
 
+def_elementwise_batch(max_p)
+
+
 min_p = elementwise("min", np.minimum, 2, floats_only=False)
 
 
@@ -263,6 +282,9 @@ def _min_jvp(primals: Any, tangents: Any) -> Any:
 @def_elementwise_lowering(min_p)
 def _min_lowering(ctx: Any, x: str, y: str) -> str:
     return _pick(ctx, x, y, "<")
+
+
+def_elementwise_batch(min_p)
 
 
 pow_p = elementwise("pow", np.power, 2, floats_only=True)
@@ -295,6 +317,9 @@ def _pow_jvp(primals: Any, tangents: Any) -> Any:
 @def_elementwise_lowering(pow_p)
 def _pow_lowering(ctx: Any, x: str, y: str) -> str:
     return typed(ctx, f"np.power({x}, {y})")   # C pow semantics; `**` raises on 0 ** -1
+
+
+def_elementwise_batch(pow_p)
 
 
 integer_pow_p = Primitive("integer_pow")
@@ -348,3 +373,6 @@ def _integer_pow_lowering(ctx: Any, x: str, *, y: int) -> str:
     work = np.dtype(np.float64) if dtype.kind == "f" else dtype
     power = f"{ctx.cast(x, work) if work != dtype else x} ** {abs(y)}"
     return typed(ctx, power if y > 0 else f"np.divide({ctx.const(1, work)}, {power})")
+
+
+def_elementwise_batch(integer_pow_p)

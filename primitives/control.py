@@ -17,6 +17,12 @@ Under jit a scan becomes one native `for` loop inside the kernel: the carries ar
 loop-carried locals (numba scalars when rank-0, so a scalar body allocates nothing),
 the body's statements are emitted inside the loop, and each step's ys are stored
 into arrays allocated once before it.
+
+Batching (vmap) makes one scan over batched values: the body is batched once, with
+the batch axis of every batched carry at 0; a batched xs keeps its batch axis unless
+it is the scan axis 0, which moves it to 1 (its rows then have it at 0). Which
+carries are batched is a fixed point: a carry whose initial value is the same for
+every example becomes batched if a step mixes batched values into it.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import numpy as np
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import Program, ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, Tracer, new_trace, shape_rules, trace_to_program
+from fxgrad.interpreters.batching import batch_program, batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import def_impl, eval_program
 from fxgrad.interpreters.jvp import (Zero, add_tangents, def_jvp, instantiate, is_zero,
                                      jvp_program, tangent_dtype)
@@ -437,3 +444,73 @@ def _finish_carries(ctx: Ctx, program: Program, carries: Sequence[Any],
         passed_through = length == 0 or any(program.outvars[k] is v for v in program.invars)
         copy = passed_through and aval.shape != ()
         ctx.emit(f"{name} = {'np.copy(' + carry + ')' if copy else carry}")
+
+
+# ---------------------------------------------------------------- batching
+
+class _BatchedBody:
+    """The body batched for given batch dims of its inputs, traced into a program.
+
+    Inputs are the consts (batch dims as they come), the carries (batched at 0 where
+    `carry_batched`) and the xs rows (`row_dims`). Outputs are the carries, batched at
+    0 where `carry_batched`, then the ys, batched at 0 where `y_batched`.
+    `carry_out_batched` says which carries a step returns batched.
+    """
+
+    def __init__(self, body: Program, in_avals: list[ShapedArray], in_dims: list[int | None],
+                 carry_batched: list[bool], size: int):
+        self.body, self.in_dims, self.size = body, in_dims, size
+        self.carry_batched = carry_batched
+        self.carry_out_batched: list[bool] = []
+        self.y_batched: list[bool] = []
+        self.program, self.captured = trace_body(self._run, in_avals)
+
+    def _run(self, *args: Tracer) -> list[Any]:
+        outs, dims = batch_program(self.body, args, self.in_dims)
+        num_carry = len(self.carry_batched)
+        self.carry_out_batched = [d is not None for d in dims[:num_carry]]
+        self.y_batched = [d is not None for d in dims[num_carry:]]
+        carry = [move_axis(c, d, 0, self.size) if batched else c for c, d, batched
+                 in zip(outs, dims, self.carry_batched)]
+        ys = [y if d is None else move_axis(y, d, 0, self.size)
+              for y, d in zip(outs[num_carry:], dims[num_carry:])]
+        return [*carry, *ys]
+
+
+def _batched_xs(xs: Sequence[Any], dims: Sequence[int | None],
+                size: int) -> tuple[list[Any], list[int | None]]:
+    """xs with no batch axis on the scan axis 0, and the batch dims of their rows."""
+    moved = [move_axis(x, 0, 1, size) if d == 0 else x for x, d in zip(xs, dims)]
+    return moved, [None if d is None else max(d - 1, 0) for d in dims]
+
+
+def _batch_body(program: Program, consts: list[Any], c_dims: list[int | None],
+                init: list[Any], h_dims: list[int | None], rows: list[ShapedArray],
+                row_dims: list[int | None], size: int) -> tuple[_BatchedBody, list[Any]]:
+    """The batched body and initial carries, the batched carries grown to a fixed point."""
+    carry_batched = [d is not None for d in h_dims]
+    while True:
+        init_moved = [move_axis(h, d, 0, size) if batched else h
+                      for h, d, batched in zip(init, h_dims, carry_batched)]
+        in_avals = [*map(aval_of, consts), *map(aval_of, init_moved), *rows]
+        in_dims = [*c_dims, *(0 if b else None for b in carry_batched), *row_dims]
+        body = _BatchedBody(program, in_avals, in_dims, carry_batched, size)
+        grown = [b or out for b, out in zip(carry_batched, body.carry_out_batched)]
+        if grown == carry_batched:
+            return body, init_moved
+        carry_batched = grown
+
+
+@def_batch(scan_p)
+def _scan_batch(args: Sequence[Any], dims: Sequence[int | None], *, program: Program,
+                num_consts: int, num_carry: int, length: int,
+                reverse: bool) -> tuple[list[Any], list[int | None]]:
+    size = batch_size(args, dims)
+    consts, init, xs = _split3(args, num_consts, num_carry)
+    c_dims, h_dims, x_dims = _split3(dims, num_consts, num_carry)
+    xs, row_dims = _batched_xs(xs, x_dims, size)
+    rows = [_slice_aval(aval_of(x)) for x in xs]
+    body, init = _batch_body(program, consts, c_dims, init, h_dims, rows, row_dims, size)
+    outs = scan_bind([*body.captured, *consts], init, xs, body.program, length, reverse)
+    return outs, [*(0 if b else None for b in body.carry_batched),
+                  *(1 if b else None for b in body.y_batched)]

@@ -7,6 +7,11 @@ transpose adds every cotangent entry back at the index it was taken from, which 
 scatter_add (`np.add.at` on a copy), whose transpose is in turn a gather. Indices
 are integer arrays and are never differentiated. The numba lowerings copy a strided
 slice, and write explicit loops for the rest.
+
+Under vmap, slice and pad take the batch axis whole, and gather / scatter_add with
+unbatched indices index along the shifted axis. With batched indices the batch axis is
+folded into the indexed one (a (B, n) block viewed as B * n entries) and example b's
+indices, clipped to [0, n), are offset by b * n: one gather or scatter_add, whatever B.
 """
 from __future__ import annotations
 
@@ -17,13 +22,17 @@ import numpy as np
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, Tracer
+from fxgrad.interpreters.batching import batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import def_impl, impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, linear_jvp
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
+from fxgrad.primitives import arith
 from fxgrad.primitives.common import coerce
-from fxgrad.primitives.shape import (as_int, as_operand, canonical_axis, def_shape_rule,
-                                     int_tuple, loop_nest, new_array)
+from fxgrad.primitives.logic import select
+from fxgrad.primitives.shape import (as_int, as_operand, broadcast_in_dim, canonical_axis,
+                                     convert_element_type, def_shape_rule, int_tuple,
+                                     loop_nest, new_array, reshape)
 
 
 # ---------------------------------------------------------------- slice
@@ -101,6 +110,20 @@ def _index_text(slices: Sequence[slice]) -> str:
     def one(s: slice) -> str:
         return f"{s.start}:{s.stop}" + (f":{s.step}" if s.step not in (None, 1) else "")
     return ", ".join(one(s) for s in slices)
+
+
+def _inserted(values: tuple[Any, ...], at: int, value: Any) -> tuple[Any, ...]:
+    return values[:at] + (value,) + values[at:]
+
+
+@def_batch(slice_p)
+def _slice_batch(args: Sequence[Any], dims: Sequence[int | None],
+                 start_indices: tuple[int, ...], limit_indices: tuple[int, ...],
+                 strides: tuple[int, ...] | None) -> tuple[Any, int]:
+    (x,), (d,) = args, dims
+    steps = None if strides is None else _inserted(strides, d, 1)
+    return static_slice(x, _inserted(start_indices, d, 0),
+                        _inserted(limit_indices, d, aval_of(x).shape[d]), steps), d
 
 
 # ---------------------------------------------------------------- pad
@@ -200,6 +223,23 @@ def _sum_outside(ct: Any, ct_inside: Any, value_aval: ShapedArray) -> Any:
     from fxgrad.primitives.reduce import reduce_sum
     total = reduce_sum(ct, tuple(range(aval_of(ct).ndim)))
     return sub(total, reduce_sum(ct_inside, tuple(range(aval_of(ct).ndim))))
+
+
+@def_batch(pad_p)
+def _pad_batch(args: Sequence[Any], dims: Sequence[int | None],
+               padding_config: tuple[tuple[int, int, int], ...]) -> tuple[Any, int]:
+    (x, padding_value), (x_dim, value_dim) = args, dims
+    if value_dim is None:
+        return pad(x, padding_value, _inserted(padding_config, x_dim, (0, 0, 0))), x_dim
+    # One value per example: pad with zeros, then select each example's value at the
+    # padded positions (a constant mask).
+    at = 0 if x_dim is None else x_dim
+    x = move_axis(x, x_dim, at, batch_size(args, dims))
+    config = _inserted(padding_config, at, (0, 0, 0))
+    padded = pad(x, 0, config)
+    is_padding = _pad_impl(np.zeros(aval_of(x).shape, bool), np.bool_(True), config)
+    values = broadcast_in_dim(padding_value, aval_of(padded).shape, (at,))
+    return select(is_padding, values, padded), at
 
 
 # ---------------------------------------------------------------- gather
@@ -307,6 +347,49 @@ def _gather_lowering(ctx: Ctx, x: str, indices: str, axis: int) -> None:
                         lambda at_j, at_k: f"{out_block}[{at_j}] = {x_block}[{at_k}]")
 
 
+def _fold_batch(x: Any, x_dim: int | None, axis: int, size: int) -> Any:
+    """`x` with its batch axis merged into `axis`: (..., B, n, ...) as (..., B * n, ...)."""
+    x = move_axis(x, x_dim, axis, size)
+    shape = aval_of(x).shape
+    return reshape(x, shape[:axis] + (size * shape[axis + 1],) + shape[axis + 2:])
+
+
+def _unfold_batch(y: Any, axis: int, size: int, n: int) -> Any:
+    shape = aval_of(y).shape
+    return reshape(y, shape[:axis] + (size, n) + shape[axis + 1:])
+
+
+def _folded_indices(indices: Any, i_dim: int, n: int, size: int) -> Any:
+    """Example b's indices (batch axis first), clipped to [0, n), plus b * n."""
+    indices = move_axis(indices, i_dim, 0, size)
+    if aval_of(indices).dtype.itemsize < 8:   # room for the offsets
+        indices = convert_element_type(indices, np.int64)
+    dtype, shape = aval_of(indices).dtype, aval_of(indices).shape
+    if n and aval_of(indices).size:
+        if dtype.kind == "i":
+            indices = arith.max(indices, 0)
+        indices = arith.min(indices, n - 1)
+    offsets = (np.arange(size, dtype=dtype) * dtype.type(n)).reshape(
+        (size,) + (1,) * (len(shape) - 1))
+    return arith.add(indices, np.broadcast_to(offsets, shape).copy())
+
+
+@def_batch(gather_p)
+def _gather_batch(args: Sequence[Any], dims: Sequence[int | None],
+                  axis: int) -> tuple[Any, int]:
+    (x, indices), (x_dim, i_dim) = args, dims
+    if i_dim is None:
+        x_axis = axis + (x_dim <= axis)
+        after = x_dim > x_axis      # the index axes replace x_axis before the batch axis
+        return gather(x, indices, x_axis), x_dim + (aval_of(indices).ndim - 1) * after
+    if x_dim is None:
+        return gather(x, indices, axis), axis + i_dim
+    size = batch_size(args, dims)
+    n = aval_of(x).shape[axis + (x_dim <= axis)]
+    folded = _folded_indices(indices, i_dim, n, size)
+    return gather(_fold_batch(x, x_dim, axis, size), folded, axis), axis
+
+
 # ---------------------------------------------------------------- scatter_add
 
 scatter_add_p = Primitive("scatter_add")
@@ -378,3 +461,20 @@ def _scatter_add_lowering(ctx: Ctx, operand: str, indices: str, updates: str,
 def _scatter_add_transpose(ct: Any, operand: Any, indices: Any, updates: Any, axis: int) -> Any:
     ct_updates = gather(ct, indices, axis) if is_undefined(updates) else None
     return [ct if is_undefined(operand) else None, None, ct_updates]
+
+
+@def_batch(scatter_add_p)
+def _scatter_add_batch(args: Sequence[Any], dims: Sequence[int | None],
+                       axis: int) -> tuple[Any, int]:
+    (operand, indices, updates), (op_dim, i_dim, up_dim) = args, dims
+    size = batch_size(args, dims)
+    if i_dim is None:   # the batch axis at op_dim (or 0) of operand, likewise in updates
+        at = 0 if op_dim is None else op_dim
+        up_at = at if at <= axis else at + aval_of(indices).ndim - 1
+        return scatter_add(move_axis(operand, op_dim, at, size), indices,
+                           move_axis(updates, up_dim, up_at, size), axis + (at <= axis)), at
+    n = aval_of(operand).shape[axis + (op_dim is not None and op_dim <= axis)]
+    folded = _folded_indices(indices, i_dim, n, size)
+    out = scatter_add(_fold_batch(operand, op_dim, axis, size), folded,
+                      move_axis(updates, up_dim, axis, size), axis)
+    return _unfold_batch(out, axis, size, n), axis

@@ -15,6 +15,9 @@ otherwise, so no operand is ever transposed. A sum over every axis is one np.sum
 a float64 accumulator for float32: numba's own is naive); max and min are inline loops,
 as numba compiles its np.max slowly, and a NaN wins them as in numpy. Sums of float32
 rows accumulate in float64 too.
+
+Under vmap a reduction leaves the batch axis where it is and reduces the example's axes,
+renumbered past it; the batch axis moves left by the number of reduced axes before it.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import numpy as np
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
+from fxgrad.interpreters.batching import def_batch
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import def_jvp
 from fxgrad.interpreters.transpose import def_transpose
@@ -75,6 +79,20 @@ def _broadcast_back(y: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> An
         return y
     from fxgrad.primitives.shape import broadcast_in_dim
     return broadcast_in_dim(y, shape, _kept_dims(len(shape), axes))
+
+
+def _past_batch(axis: int, batch_dim: int) -> int:
+    """An example's axis renumbered in the batched operand (batch axis at `batch_dim`)."""
+    return axis + (axis >= batch_dim)
+
+
+def _reduction_batch(reduce_fn: Any) -> Any:
+    """Batching of reduce_sum/max/min: the batch axis stays, `axes` shift past it."""
+    def rule(args: Any, dims: Any, axes: tuple[int, ...]) -> tuple[Any, int]:
+        (x,), (d,) = args, dims
+        out = reduce_fn(x, tuple(_past_batch(a, d) for a in axes))
+        return out, d - sum(a < d for a in axes)
+    return rule
 
 
 def _identity(kind: str, dtype: np.dtype) -> str:
@@ -247,6 +265,7 @@ def _reduce_sum_transpose(ct: Any, x: Any, axes: tuple[int, ...]) -> Any:
 
 
 def_lowering(reduce_sum_p)(_reduction_lowering("sum"))
+def_batch(reduce_sum_p)(_reduction_batch(reduce_sum))
 
 
 def _extremum(name: str, np_fn: Any) -> Primitive:
@@ -285,6 +304,7 @@ def reduce_max(x: Any, axes: Iterable[int]) -> Any:
 
 def_jvp(reduce_max_p)(_extremum_jvp(reduce_max))
 def_lowering(reduce_max_p)(_reduction_lowering("max"))
+def_batch(reduce_max_p)(_reduction_batch(reduce_max))
 
 reduce_min_p = _extremum("reduce_min", np.min)
 
@@ -295,6 +315,7 @@ def reduce_min(x: Any, axes: Iterable[int]) -> Any:
 
 def_jvp(reduce_min_p)(_extremum_jvp(reduce_min))
 def_lowering(reduce_min_p)(_reduction_lowering("min"))
+def_batch(reduce_min_p)(_reduction_batch(reduce_min))
 
 
 def _check_axis(prim: Primitive, x: ShapedArray, axis: int) -> None:
@@ -371,6 +392,14 @@ def _arg_extremum(name: str, np_fn: Any) -> Primitive:
     return prim
 
 
+def _arg_batch(arg_fn: Any) -> Any:
+    """Batching of argmax/argmin: the batch axis stays, `axis` shifts past it."""
+    def rule(args: Any, dims: Any, axis: int, index_dtype: np.dtype) -> tuple[Any, int]:
+        (x,), (d,) = args, dims
+        return arg_fn(x, _past_batch(axis, d), index_dtype), d - (axis < d)
+    return rule
+
+
 argmax_p = _arg_extremum("argmax", np.argmax)
 def_lowering(argmax_p)(_arg_lowering("max"))
 
@@ -379,12 +408,17 @@ def argmax(x: Any, axis: int, index_dtype: Any = np.int64) -> Any:
     return argmax_p.bind(x, axis=operator.index(axis), index_dtype=np.dtype(index_dtype))
 
 
+def_batch(argmax_p)(_arg_batch(argmax))
+
 argmin_p = _arg_extremum("argmin", np.argmin)
 def_lowering(argmin_p)(_arg_lowering("min"))
 
 
 def argmin(x: Any, axis: int, index_dtype: Any = np.int64) -> Any:
     return argmin_p.bind(x, axis=operator.index(axis), index_dtype=np.dtype(index_dtype))
+
+
+def_batch(argmin_p)(_arg_batch(argmin))
 
 
 def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
@@ -473,3 +507,9 @@ def _emit_row_running_sum(ctx: Any, x_rows: str, out_rows: str, order: list[int]
         ctx.emit(f"for {k} in range({inner}):")
         with ctx.indented():
             ctx.emit(f"{out_rows}{j}, {k}] = {out_rows}{previous}, {k}] + {x_rows}{j}, {k}]")
+
+
+@def_batch(cumsum_p)
+def _cumsum_batch(args: Any, dims: Any, axis: int, reverse: bool) -> tuple[Any, int]:
+    (x,), (d,) = args, dims
+    return cumsum(x, _past_batch(axis, d), reverse), d

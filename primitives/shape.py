@@ -8,7 +8,9 @@ permutation applies its inverse and a concatenation slices the cotangent into
 pieces. Wrappers normalise their static params (negative axes, tuples of ints) so
 that equal operations print and hash equally; shape rules validate them. In numba
 kernels, reshapes are views, convert_element_type is an elementwise cast, and
-broadcasts and permutations are explicit loops.
+broadcasts and permutations are explicit loops. Under vmap each primitive applies to the
+whole batch with its params rewritten for the extra axis, which stays where it is
+(reshape alone needs it first or last, as it keeps row-major order).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 from fxgrad.core.errors import FxTypeError, at_user_line
 from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
+from fxgrad.interpreters.batching import batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, linear_jvp
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
@@ -69,6 +72,11 @@ def def_shape_rule(prim: Primitive) -> Callable[[Callable[..., Any]], Callable[.
         shape_rules[prim] = rule
         return rule
     return register
+
+
+def batched_axis(axis: int, batch_dim: int) -> int:
+    """Where axis `axis` of one example lies in a batch whose batch axis is `batch_dim`."""
+    return axis + 1 if axis >= batch_dim else axis
 
 
 def as_operand(x: Any) -> Any:
@@ -180,6 +188,18 @@ def _broadcast_in_dim_lowering(ctx: Ctx, x: str, shape: tuple[int, ...],
             ctx.emit(f"{out}[{', '.join(i)}] = {x}[{', '.join(source)}]")
 
 
+@def_batch(broadcast_in_dim_p)
+def _broadcast_in_dim_batch(args: Sequence[Any], dims: Sequence[Any], shape: tuple[int, ...],
+                            broadcast_dimensions: tuple[int, ...]) -> Any:
+    (x,), (d,) = args, dims
+    # the batch axis goes right after the output axis of the operand axis before it
+    out_dim = broadcast_dimensions[d - 1] + 1 if d else 0
+    out_dims = [batched_axis(b, out_dim) for b in broadcast_dimensions]
+    out_dims.insert(d, out_dim)
+    out_shape = shape[:out_dim] + (aval_of(x).shape[d],) + shape[out_dim:]
+    return broadcast_in_dim(x, out_shape, out_dims), out_dim
+
+
 # ---------------------------------------------------------------- reshape
 
 reshape_p = Primitive("reshape")
@@ -237,6 +257,15 @@ def _reshape_lowering(ctx: Ctx, x: str, **params: Any) -> None:
         ctx.emit(f"{out} = {x}.reshape({out_aval.shape!r})")
 
 
+@def_batch(reshape_p)
+def _reshape_batch(args: Sequence[Any], dims: Sequence[Any], new_sizes: tuple[int, ...]) -> Any:
+    (x,), (d,) = args, dims
+    size = aval_of(x).shape[d]
+    if d and d == aval_of(x).ndim - 1:   # examples interleave element by element
+        return reshape(x, new_sizes + (size,)), len(new_sizes)
+    return reshape(move_axis(x, d, 0, size), (size,) + new_sizes), 0
+
+
 def single_element(x: str, ndim: int) -> str:
     """The element of a size-1 array `x` of rank `ndim` (a scalar stays itself)."""
     return f"{x}[{', '.join(['0'] * ndim)}]" if ndim else x
@@ -285,6 +314,14 @@ def _transpose_lowering(ctx: Ctx, x: str, permutation: tuple[int, ...]) -> None:
         ctx.emit(f"{out}[{', '.join(i)}] = {x}[{', '.join(source)}]")
 
 
+@def_batch(transpose_p)
+def _transpose_batch(args: Sequence[Any], dims: Sequence[Any], permutation: tuple[int, ...]) -> Any:
+    (x,), (d,) = args, dims
+    perm = [batched_axis(p, d) for p in permutation]
+    perm.insert(d, d)
+    return transpose(x, perm), d
+
+
 # ---------------------------------------------------------------- squeeze
 
 squeeze_p = Primitive("squeeze")
@@ -319,6 +356,13 @@ def _squeeze_transpose(ct: Any, x: Any, dimensions: tuple[int, ...]) -> Any:
 
 
 def_lowering(squeeze_p)(_reshape_lowering)
+
+
+@def_batch(squeeze_p)
+def _squeeze_batch(args: Sequence[Any], dims: Sequence[Any], dimensions: tuple[int, ...]) -> Any:
+    (x,), (d,) = args, dims
+    out_dim = d - sum(1 for a in dimensions if a < d)
+    return squeeze(x, [batched_axis(a, d) for a in dimensions]), out_dim
 
 
 # ---------------------------------------------------------------- expand_dims
@@ -356,6 +400,16 @@ def _expand_dims_transpose(ct: Any, x: Any, dimensions: tuple[int, ...]) -> Any:
 
 
 def_lowering(expand_dims_p)(_reshape_lowering)
+
+
+@def_batch(expand_dims_p)
+def _expand_dims_batch(args: Sequence[Any], dims: Sequence[Any],
+                       dimensions: tuple[int, ...]) -> Any:
+    (x,), (d,) = args, dims
+    out_ndim = aval_of(x).ndim - 1 + len(dimensions)
+    kept = [i for i in range(out_ndim) if i not in dimensions]   # the operand's axes
+    out_dim = kept[d - 1] + 1 if d else 0
+    return expand_dims(x, [batched_axis(a, out_dim) for a in dimensions]), out_dim
 
 
 # ---------------------------------------------------------------- concatenate
@@ -421,6 +475,14 @@ def _concatenate_lowering(ctx: Ctx, *xs: str, dimension: int) -> None:
     ctx.emit(f"{ctx.outs[0]} = np.concatenate(({', '.join(xs)},), axis={dimension})")
 
 
+@def_batch(concatenate_p)
+def _concatenate_batch(args: Sequence[Any], dims: Sequence[Any], dimension: int) -> Any:
+    size = batch_size(args, dims)
+    out_dim = next(d for d in dims if d is not None)
+    moved = [move_axis(x, d, out_dim, size) for x, d in zip(args, dims)]
+    return concatenate(moved, batched_axis(dimension, out_dim)), out_dim
+
+
 # ---------------------------------------------------------------- convert_element_type
 
 convert_element_type_p = Primitive("convert_element_type")
@@ -467,3 +529,9 @@ def _convert_element_type_transpose(ct: Any, x: Any, new_dtype: np.dtype) -> Any
 def _convert_element_type_lowering(ctx: Ctx, x: str, new_dtype: np.dtype) -> str:
     # numba's integer casts truncate toward zero like astype; bool means "nonzero"
     return f"({x} != 0)" if new_dtype.kind == "b" else ctx.cast(x)
+
+
+@def_batch(convert_element_type_p)
+def _convert_element_type_batch(args: Sequence[Any], dims: Sequence[Any],
+                                new_dtype: np.dtype) -> Any:
+    return convert_element_type(args[0], new_dtype), dims[0]

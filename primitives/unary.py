@@ -9,6 +9,7 @@ logistic, sqrt, ...) the output is reused instead of recomputing from the input.
 Piecewise-constant functions (sign, floor, round) and stop_gradient have symbolic zero
 tangents. Lowerings to numba call numpy's scalar ufuncs, which keep float32 and follow
 numpy's conventions at domain edges (log(0) == -inf, sqrt(-1) == nan) without raising.
+Under vmap each applies to the whole batch, which keeps its axis.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from fxgrad.interpreters.jvp import def_jvp
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.arith import add, div, mul, neg, sub, typed
 from fxgrad.primitives.common import elementwise
-from fxgrad.primitives.logic import def_zero_jvp
+from fxgrad.primitives.logic import def_elementwise_batch, def_zero_jvp
 
 
 def def_ufunc_lowering(prim: Primitive, ufunc: str) -> None:
@@ -42,6 +43,7 @@ def _exp_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(exp_p, "exp")
+def_elementwise_batch(exp_p)
 
 
 log_p = elementwise("log", np.log, 1)
@@ -58,6 +60,7 @@ def _log_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(log_p, "log")
+def_elementwise_batch(log_p)
 
 
 log1p_p = elementwise("log1p", np.log1p, 1)
@@ -75,6 +78,7 @@ def _log1p_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(log1p_p, "log1p")
+def_elementwise_batch(log1p_p)
 
 
 expm1_p = elementwise("expm1", np.expm1, 1)
@@ -92,6 +96,7 @@ def _expm1_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(expm1_p, "expm1")
+def_elementwise_batch(expm1_p)
 
 
 sin_p = elementwise("sin", np.sin, 1)
@@ -108,6 +113,7 @@ def _sin_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(sin_p, "sin")
+def_elementwise_batch(sin_p)
 
 
 cos_p = elementwise("cos", np.cos, 1)
@@ -124,6 +130,7 @@ def _cos_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(cos_p, "cos")
+def_elementwise_batch(cos_p)
 
 
 tan_p = elementwise("tan", np.tan, 1)
@@ -140,6 +147,7 @@ def _tan_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(tan_p, "tan")
+def_elementwise_batch(tan_p)
 
 
 tanh_p = elementwise("tanh", np.tanh, 1)
@@ -159,6 +167,9 @@ def _tanh_jvp(primals: Any, tangents: Any) -> Any:
 def _tanh_lowering(ctx: Any, x: str) -> str:
     # libm's tanh is the bottleneck of RNN and MLP kernels; fx_tanh is twice as fast.
     return ctx.cast(f"{ctx.helper('fx_tanh')}({x})")
+
+
+def_elementwise_batch(tanh_p)
 
 
 def _logistic_impl(x: np.ndarray) -> np.ndarray:
@@ -188,6 +199,9 @@ def _logistic_lowering(ctx: Any, x: str) -> str:
             f"else np.exp({x}) / ({one} + np.exp({x}))")
 
 
+def_elementwise_batch(logistic_p)
+
+
 sqrt_p = elementwise("sqrt", np.sqrt, 1)
 
 
@@ -202,6 +216,7 @@ def _sqrt_jvp(primals: Any, tangents: Any) -> Any:
 
 
 def_ufunc_lowering(sqrt_p, "sqrt")
+def_elementwise_batch(sqrt_p)
 
 
 abs_p = elementwise("abs", np.abs, 1, floats_only=False)
@@ -220,6 +235,9 @@ def _abs_jvp(primals: Any, tangents: Any) -> Any:
 @def_elementwise_lowering(abs_p)
 def _abs_lowering(ctx: Any, x: str) -> str:
     return typed(ctx, f"abs({x})")
+
+
+def_elementwise_batch(abs_p)
 
 
 sign_p = elementwise("sign", np.sign, 1, floats_only=False)
@@ -241,6 +259,9 @@ def _sign_lowering(ctx: Any, x: str) -> str:
     return f"{one} if {x} > 0 else ({ctx.const(-1, dtype)} if {x} < 0 else {rest})"
 
 
+def_elementwise_batch(sign_p)
+
+
 floor_p = elementwise("floor", np.floor, 1)
 def_zero_jvp(floor_p)
 
@@ -250,6 +271,7 @@ def floor(x: Any) -> Any:
 
 
 def_ufunc_lowering(floor_p, "floor")   # math.floor would return an int
+def_elementwise_batch(floor_p)
 
 
 round_p = elementwise("round", np.round, 1)
@@ -262,6 +284,7 @@ def round(x: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the built
 
 
 def_ufunc_lowering(round_p, "rint")    # half to even, as np.round
+def_elementwise_batch(round_p)
 
 
 stop_gradient_p = elementwise("stop_gradient", lambda x: x, 1, floats_only=False)
@@ -277,3 +300,6 @@ def stop_gradient(x: Any) -> Any:
 @def_elementwise_lowering(stop_gradient_p)
 def _stop_gradient_lowering(ctx: Any, x: str) -> str:
     return x
+
+
+def_elementwise_batch(stop_gradient_p)

@@ -411,3 +411,165 @@ def test_jit_lowers_nested_scans_to_nested_loops():
     outer, inner = _scan_loops(fx.jit(_nested).lower(0.6, XS).as_text())
     assert outer.endswith(" in range(4):") and inner.endswith(" in range(3):")
     assert len(inner) - len(inner.lstrip()) > len(outer) - len(outer.lstrip())
+
+
+# vmap ------------------------------------------------------------------------------
+# A batched scan is ONE scan over batched values; every case is compared with a Python
+# loop over the examples, batching each operand alone and all of them together, along
+# the leading axis and along the last one.
+
+B = 3
+
+
+def _batch_of(x, axis, seed):
+    """B perturbed copies of `x` stacked along `axis` (integer arrays: shifted copies)."""
+    x = np.asarray(x)
+    rng = np.random.default_rng(seed)
+    if x.dtype.kind in "iu":
+        copies = [x + k for k in range(B)]
+    else:
+        copies = [x + (0.1 * k * rng.standard_normal(x.shape)).astype(x.dtype) for k in range(B)]
+    return np.stack(copies, axis=axis)
+
+
+def _examples(batched, in_axes):
+    return [[x if a is None else np.take(x, k, axis=a) for x, a in zip(batched, in_axes)]
+            for k in range(B)]
+
+
+def _assert_matches_loop(f, args, in_axes, rtol=1e-12):
+    batched = [a if ax is None else _batch_of(a, ax, i) for i, (a, ax) in enumerate(zip(args, in_axes))]
+    out = fx.vmap(f, in_axes=tuple(in_axes))(*batched)
+    per_example = [f(*ex) for ex in _examples(batched, in_axes)]
+    out_leaves, out_tree = tree_flatten(out)
+    assert out_tree == tree_flatten(per_example[0])[1]
+    for i, leaf in enumerate(out_leaves):
+        expected = np.stack([tree_leaves(p)[i] for p in per_example])
+        assert leaf.dtype == expected.dtype, f"output {i}: {leaf.dtype} != {expected.dtype}"
+        np.testing.assert_allclose(leaf, expected, rtol=rtol, atol=1e-14, err_msg=f"output {i}")
+
+
+def _in_axes_patterns(args):
+    """Each operand alone at 0, all at 0, all at the last axis."""
+    n = len(args)
+    alone = [tuple(0 if j == i else None for j in range(n)) for i in range(n)]
+    return [*alone, (0,) * n, (-1,) * n] if n > 1 else [(0,), (-1,)]
+
+
+VMAP_CASES = GRAD_CASES + [
+    ("swap", _swap, (0.1, 0.2, STEPS)),
+    ("integer_xs", lambda c, ks: fx.scan(lambda c, x: (c, (c, x)), c, ks), (2.0, np.arange(3))),
+    ("integer_carry", lambda n, xs: fx.scan(lambda c, x: (add(c, x), mul(c, 3)), n, xs),
+     (np.int64(2), np.arange(4))),
+    ("length_0", _rnn, (W, H0, np.zeros((0, 3)))),
+    ("float32_rnn", _rnn, (W.astype(F32), H0.astype(F32), XS.astype(F32))),
+]
+VMAP_PARAMS = [(f"{name}-{axes}", f, args, axes) for name, f, args in VMAP_CASES
+               for axes in _in_axes_patterns(args)]
+
+
+@pytest.mark.parametrize("name,f,args,in_axes", VMAP_PARAMS, ids=[p[0] for p in VMAP_PARAMS])
+def test_vmap_of_scan_matches_loop(name, f, args, in_axes):
+    _assert_matches_loop(f, args, in_axes, rtol=1e-5 if "float32" in name else 1e-12)
+
+
+def _top_level_scans(f, *args):
+    return [e for e in fx.make_jaxpr(f)(*args).program.eqns if e.prim is scan_p]
+
+
+def test_vmap_binds_one_scan_with_the_same_carries():
+    xs = _batch_of(XS, 0, 1)
+    [eqn] = _top_level_scans(fx.vmap(_rnn, in_axes=(None, None, 0)), W, H0, xs)
+    assert eqn.params["num_carry"] == 1 and eqn.params["length"] == 4
+    [carry_aval] = eqn.params["program"].out_avals[:1]
+    assert carry_aval.shape == (B, 3)   # the unbatched h0 became a batched carry
+
+
+def _counter_and_state(n, s, xs):
+    """A counter carry that never meets a batched value, a state carry that does."""
+    return fx.scan(lambda c, x: ((add(c[0], 1.0), mul(c[1], x)), (c[0], mul(x, 2.0))), (n, s), xs)
+
+
+def test_carries_untouched_by_the_batch_stay_unbatched():
+    xs = _batch_of(STEPS, 0, 2)
+    batched = fx.vmap(_counter_and_state, in_axes=(None, None, 0), out_axes=((None, 0), (None, 0)))
+    (count, state), (counts, doubled) = batched(0.0, 1.5, xs)
+    assert count == 5.0 and counts.shape == (5,)
+    np.testing.assert_allclose(state, 1.5 * np.prod(xs, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(doubled, 2 * xs, rtol=1e-12)
+
+
+def test_a_carry_batched_only_after_two_steps_of_dependence():
+    """c3 meets the batch through c2, which meets it through c1 (a fixed point of 3 rounds)."""
+    def chain(a, xs):
+        body = lambda c, x: ((mul(a, x), add(c[1], c[0]), sin(c[1])), c[2])
+        return fx.scan(body, (0.0, 0.0, 0.0), xs)
+    _assert_matches_loop(chain, (0.7, STEPS), (0, None))
+    [eqn] = _top_level_scans(fx.vmap(chain, in_axes=(0, None)), np.ones(B), STEPS)
+    assert [a.shape for a in eqn.params["program"].out_avals] == [(B,)] * 4
+
+
+def _rnn_sum(w, h0, xs):
+    return _sum_all(_rnn(w, h0, xs))
+
+
+def test_grad_of_vmap_and_vmap_of_grad_of_a_scan():
+    hs = _batch_of(H0, 0, 3)
+    per_example = np.stack([fx.grad(_rnn_sum)(W, h, XS) for h in hs])
+    vmapped_grads = fx.vmap(fx.grad(_rnn_sum), in_axes=(None, 0, None))(W, hs, XS)
+    np.testing.assert_allclose(vmapped_grads, per_example, rtol=1e-12)
+    summed = lambda w: _sum_all(fx.vmap(_rnn, in_axes=(None, 0, None))(w, hs, XS))
+    np.testing.assert_allclose(fx.grad(summed)(W), per_example.sum(0), rtol=1e-12)
+    check_grads(lambda w, hs: fx.vmap(_rnn, in_axes=(None, 0, None))(w, hs, XS), (W, hs),
+                order=2, modes=("fwd", "rev"))
+
+
+def test_vmap_closing_over_an_outer_traced_value():
+    xs = _batch_of(STEPS, 0, 4)
+    f = lambda a: _sum_all(fx.vmap(lambda xs: _closure(a, xs))(xs))
+    np.testing.assert_allclose(fx.grad(f)(0.7), sum(fx.grad(lambda a: _sum_all(_closure(a, x)))(0.7)
+                                                    for x in xs), rtol=1e-12)
+
+
+def test_jvp_of_vmap_of_a_scan():
+    hs, dhs = _batch_of(H0, 0, 5), _batch_of(H0, 0, 6)
+    _, t = fx.jvp(lambda hs: fx.vmap(_rnn, in_axes=(None, 0, None))(W, hs, XS), (hs,), (dhs,))
+    for k in range(B):
+        _, t_k = fx.jvp(lambda h: _rnn(W, h, XS), (hs[k],), (dhs[k],))
+        for a, e in zip(tree_leaves(t), tree_leaves(t_k)):
+            np.testing.assert_allclose(a[k], e, rtol=1e-12)
+
+
+def test_vmap_of_vmap_and_scan_of_vmap():
+    xs = np.stack([_batch_of(XS, 0, 7), _batch_of(XS, 0, 8)])   # (2, B, 4, 3)
+    out = fx.vmap(fx.vmap(_rnn, in_axes=(None, None, 0)), in_axes=(None, None, 0))(W, H0, xs)
+    for i in range(2):
+        for k in range(B):
+            np.testing.assert_allclose(out[1][i, k], _rnn(W, H0, xs[i, k])[1], rtol=1e-12)
+    mapped_sin = fx.vmap(lambda u, c: sin(mul(u, c)), in_axes=(0, None))
+    carry, ys = fx.scan(lambda c, x: (add(c, reduce_sum(mapped_sin(x, c), (0,))), c), 0.5, XS)
+    ref_carry, ref_ys = _loop(lambda c, x: (c + np.sin(x * c).sum(), c), 0.5, XS)
+    np.testing.assert_allclose(carry, ref_carry, rtol=1e-12)
+    np.testing.assert_allclose(ys, ref_ys, rtol=1e-12)
+
+
+def test_vmap_of_jacfwd_and_hessian_of_a_scan():
+    hs = _batch_of(H0, 0, 9)
+    loss = lambda h: _rnn_sum(W, h, XS)
+    for transform in (fx.jacfwd, fx.jacrev, fx.hessian):
+        expected = np.stack([transform(loss)(h) for h in hs])
+        np.testing.assert_allclose(fx.vmap(transform(loss))(hs), expected, rtol=1e-10,
+                                   atol=1e-12, err_msg=transform.__name__)
+
+
+def test_jit_of_vmapped_scans():
+    xs, hs, steps = _batch_of(XS, 0, 10), _batch_of(H0, 0, 11), _batch_of(STEPS, 1, 12)
+    cases = [
+        ("vmap_rnn", fx.vmap(_rnn, in_axes=(None, 0, 0)), (W, hs, xs)),
+        ("vmap_nested", fx.vmap(_nested, in_axes=(None, 0)), (0.6, _batch_of(XS, 0, 13))),
+        ("vmap_reverse_last_axis", fx.vmap(_reverse, in_axes=(None, 1)), (0.4, steps)),
+        ("vmap_grad", fx.vmap(fx.grad(_rnn_sum), in_axes=(None, 0, None)), (W, hs, XS)),
+        ("grad_vmap", fx.grad(lambda w, hs: _sum_all(fx.vmap(_rnn, in_axes=(None, 0, None))(
+            w, hs, XS))), (W, hs)),
+    ]
+    _check_batched_jit(cases, rtol=1e-10)

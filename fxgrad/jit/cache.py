@@ -23,7 +23,7 @@ import numba
 
 from fxgrad.config import config
 
-FXGRAD_CODEGEN_VERSION = "2"
+FXGRAD_CODEGEN_VERSION = "3"
 _compiled: dict[str, Callable[..., Any]] = {}
 
 

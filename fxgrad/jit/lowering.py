@@ -91,6 +91,7 @@ class Builder:
         self.literal_names: list[str] = []
         self.literal_index: dict[tuple[str, bytes], str] = {}
         self.helpers: set[str] = set()
+        self.parallel = False             # some loop is a prange: compile with parallel=True
         self.scalarize = False            # inside scan bodies: small arrays as scalars
         self.materialized: dict[int, tuple[str, Any]] = {}
         self.loaded: dict[str, Any] = {}
@@ -306,7 +307,7 @@ def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
         builder.emit(f"{flat[id(v)]} = {env[id(v)]}.reshape({size})")
     accumulators = [_start_accumulator(builder, eqn) for eqn in reductions]
     i = builder.fresh("i")
-    builder.emit(f"for {i} in range({size}):")
+    builder.emit(f"for {i} in {_loop_range(builder, size, parallel_ok=not reductions)}:")
     with builder.indented():
         for name, src in loads:
             builder.emit(f"{name} = {src}[{i}]")
@@ -318,6 +319,18 @@ def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
             builder.emit(f"{acc} = {_accumulate(acc, local[id(eqn.inputs[0])], eqn.prim.name)}")
     for acc, eqn in zip(accumulators, reductions):
         env[id(eqn.outputs[0])] = acc
+
+
+PARALLEL_MIN = 1 << 17   # elements: below this, threads cost more than they save
+
+
+def _loop_range(builder: Builder, size: int, parallel_ok: bool) -> str:
+    """A `prange` over both cores for large fused loops (numba's own threads)."""
+    from fxgrad.config import config
+    if parallel_ok and config.jit_parallel and size >= PARALLEL_MIN:
+        builder.parallel = True
+        return f"numba.prange({size})"
+    return f"range({size})"
 
 
 def _start_accumulator(builder: Builder, eqn: Eqn) -> str:
@@ -396,8 +409,9 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     params = ", ".join(in_names + builder.literal_names)
     helpers = [HELPERS[name] for name in sorted(builder.helpers)]
-    header = ["import math", "import numpy as np", "from numba import njit", "", *helpers,
-              "", "@njit(cache=True, nogil=True)", f"def kernel({params}):"]
+    options = "cache=True, nogil=True" + (", parallel=True" if builder.parallel else "")
+    header = ["import math", "import numba", "import numpy as np", "from numba import njit", "",
+              *helpers, "", f"@njit({options})", f"def kernel({params}):"]
     source = "\n".join(header + builder.lines) + "\n"
     return Kernel(source, len(builder.literals), builder.literals)
 

@@ -1,7 +1,10 @@
 """Arithmetic primitives: values against numpy, derivatives to order 2 in both modes
 (including a broadcast scalar operand), dtype preservation, shape and dtype errors, and
 the special cases of max/min ties, pow at zero and integer_pow exponents; numba
-lowerings against eager evaluation (values, NaN/inf edges, derivative programs)."""
+lowerings against eager evaluation (values, NaN/inf edges, derivative programs); vmap
+against a loop over examples, and composed with grad, jit and itself."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import fxgrad as fx
 from fxgrad.core.errors import FxTypeError
 from fxgrad.interpreters.jvp import is_zero, jvp_rules
 from fxgrad.primitives import arith
+from fxgrad.primitives.reduce import reduce_sum
 from fxgrad.test_util import check_grads, check_jit
 
 
@@ -294,3 +298,114 @@ def test_jit_of_derivative_programs():
     rng = np.random.default_rng(14)
     x, y = rng.uniform(0.5, 1.5, (3, 4)), rng.uniform(-1.0, 1.0, (3, 4))
     check_jit(_derivative_table, (x, y, np.float64(0.7), np.float64(-0.4)))
+
+
+# ----------------------------------------------------------------------------- vmap
+# vmap against a Python loop over the examples: every non-empty subset of the operands
+# mapped, along the first axis, the last axis and a negative axis; the batched program
+# must not grow with the batch size (no loop fallback).
+
+def _in_axes_choices(ranks):
+    """in_axes for each subset of mapped operands, at axis 0, the last and a negative axis."""
+    for k in range(1, len(ranks) + 1):
+        for mapped in itertools.combinations(range(len(ranks)), k):
+            for axis_of in (lambda r: 0, lambda r: r, lambda r: -min(2, r + 1)):
+                yield tuple(axis_of(r) if i in mapped else None for i, r in enumerate(ranks))
+
+
+def _batch_of(make_args, in_axes, size):
+    """`size` examples (unmapped operands shared) and them stacked along their in_axes."""
+    first = make_args(0)
+    examples = [[x if a is not None else x0 for x, x0, a in zip(make_args(seed), first, in_axes)]
+                for seed in range(size)]
+    batched = [np.stack([ex[i] for ex in examples], a) if a is not None else first[i]
+               for i, a in enumerate(in_axes)]
+    return batched, examples
+
+
+def check_vmap_matches_loop(fn, make_args, rtol=1e-12):
+    for in_axes in _in_axes_choices([np.ndim(a) for a in make_args(0)]):
+        batched, examples = _batch_of(make_args, in_axes, 5)
+        out = fx.vmap(fn, in_axes=in_axes)(*batched)
+        expected = np.stack([fn(*ex) for ex in examples])
+        assert out.dtype == expected.dtype and out.shape == expected.shape, f"in_axes={in_axes}"
+        np.testing.assert_allclose(out, expected, rtol=rtol, err_msg=f"in_axes={in_axes}")
+        lengths = [len(fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(*b).eqns)
+                   for b in (_batch_of(make_args, in_axes, 2)[0], batched)]
+        assert lengths[0] == lengths[1], f"in_axes={in_axes}: the program grows with the batch"
+
+
+VMAP_DTYPES = [(np.float64, 1e-12), (np.float32, 1e-6)]
+
+
+@pytest.mark.parametrize("dtype, rtol", VMAP_DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name, fn, ref, x_domain, y_domain", BINARY, ids=_ids(BINARY))
+def test_binary_vmap_matches_loop(name, fn, ref, x_domain, y_domain, shapes, dtype, rtol):
+    def make_args(seed):
+        return tuple(a.astype(dtype) for a in _binary_args(x_domain, y_domain, shapes, seed))
+    check_vmap_matches_loop(fn, make_args, rtol)
+
+
+UNARY_CASES = [("neg", arith.neg)] + [(f"integer_pow y={p}", lambda a, p=p: arith.integer_pow(a, p))
+                                      for p in INT_POWERS]
+
+
+@pytest.mark.parametrize("dtype, rtol", VMAP_DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", [(), (3, 4)], ids=str)
+@pytest.mark.parametrize("name, fn", UNARY_CASES, ids=_ids(UNARY_CASES))
+def test_unary_vmap_matches_loop(name, fn, shape, dtype, rtol):
+    check_vmap_matches_loop(fn, lambda seed: (_nonzero(np.random.default_rng(seed), shape)
+                                              .astype(dtype),), rtol)
+
+
+def test_vmap_keeps_the_batch_axis_in_place():
+    """Operands batched along their last axis, output too: no transpose is needed."""
+    x, y, s = _positive(np.random.default_rng(15), (3, 4, 5)), np.ones((3, 4, 5)), np.ones(5)
+    f = lambda a, b, c: arith.integer_pow(arith.sub(_all_binary(a, b), c), 2)
+    program = fx.make_jaxpr(fx.vmap(f, in_axes=-1, out_axes=-1))(x, y, s)
+    assert "transpose" not in str(program)
+    per_example = fx.make_jaxpr(f)(x[..., 0], y[..., 0], s[0])
+    assert len(program.eqns) == len(per_example.eqns) + 1   # + broadcasting the batched scalar
+
+
+def _all_binary_args(shape, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.5, 1.5, shape), _nonzero(rng, shape)
+
+
+def test_vmap_of_grad():
+    xs, ys = _all_binary_args((5,), 16)
+    out = fx.vmap(fx.grad(_all_binary, argnums=(0, 1)))(xs, ys)
+    expected = [fx.grad(_all_binary, argnums=(0, 1))(x, y) for x, y in zip(xs, ys)]
+    np.testing.assert_allclose(np.stack(out, 1), np.array(expected), rtol=1e-12)
+
+
+def test_grad_of_vmap():
+    xs, ys = _all_binary_args((5, 3), 17)
+    summed = lambda a, b: reduce_sum(fx.vmap(_all_binary, in_axes=(0, None))(a, b), (0, 1))
+    gx, gy = fx.grad(summed, argnums=(0, 1))(xs, ys[0])
+    summed_example = lambda a, b: reduce_sum(_all_binary(a, b), (0,))
+    per_example = [fx.grad(summed_example, argnums=(0, 1))(x, ys[0]) for x in xs]
+    np.testing.assert_allclose(gx, np.stack([g for g, _ in per_example]), rtol=1e-12)
+    np.testing.assert_allclose(gy, sum(g for _, g in per_example), rtol=1e-12)
+
+
+def test_vmap_of_vmap():
+    (xs, _), (_, ys) = _all_binary_args((4, 3), 18), _all_binary_args((5, 3), 19)
+    out = fx.vmap(fx.vmap(_all_binary, in_axes=(0, None)), in_axes=(None, 0))(xs, ys)
+    expected = [[_all_binary(x, y) for x in xs] for y in ys]
+    np.testing.assert_allclose(out, np.array(expected), rtol=1e-12)
+
+
+def _vmap_table(x, y, s):
+    """Every arithmetic primitive on batched (3,) examples, and with a shared scalar `s`."""
+    out = {name: fn(x, y) for name, fn, *_ in BINARY}
+    out.update({f"{name} shared scalar": fn(x, s) for name, fn, *_ in BINARY})
+    out["neg"], out["integer_pow"] = arith.neg(y), arith.integer_pow(y, -3)
+    return out
+
+
+def test_jit_of_vmap():
+    xs, ys = _all_binary_args((5, 3), 20)
+    check_jit(fx.vmap(_vmap_table, in_axes=(0, -1, None)), (xs, ys.T, np.float64(0.7)))

@@ -270,3 +270,110 @@ def test_matmul_cotangents_need_no_transpose():
     x, w, ct = np.ones((8, 5)), np.ones((5, 3)), np.ones((8, 3))
     text = str(fx.make_jaxpr(lambda x, w: fx.vjp(matmul, x, w)[1](ct))(x, w))
     assert text.count("dot_general") == 2 and "transpose" not in text, text
+
+
+# ----------------------------------------------------------------------------- vmap
+# Every case mapped over each operand alone and both, at the first, the last and a
+# negative axis, against a Python loop over the examples; one dot_general whatever the
+# batch; compositions with grad, jit and vmap.
+
+def _in_axes_variants(ranks):
+    """in_axes mapping each operand alone and both, at axis 0, last and negative."""
+    subsets = [{0}, {1}, {0, 1}]
+    picks = (lambda r: 0, lambda r: r, lambda r: -2 if r else -1)
+    return list(dict.fromkeys(tuple(pick(r) if k in subset else None for k, r in enumerate(ranks))
+                              for subset in subsets for pick in picks))
+
+
+def _examples(lhs_shape, rhs_shape, size, dtype=np.float64):
+    return [(rand(lhs_shape, 2 * b, dtype), rand(rhs_shape, 2 * b + 1, dtype))
+            for b in range(size)]
+
+
+def _stacked(examples, in_axes):
+    """The arguments of the mapped function; an unmapped operand is the first example's."""
+    return tuple(examples[0][k] if axis is None else np.stack([ex[k] for ex in examples], axis)
+                 for k, axis in enumerate(in_axes))
+
+
+def _loop(fn, examples, in_axes):
+    return np.stack([fn(*(examples[0][k] if axis is None else a
+                          for k, (a, axis) in enumerate(zip(ex, in_axes)))) for ex in examples])
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("lhs_shape, rhs_shape, dims, subscripts", params(CASES))
+def test_vmap_matches_loop(lhs_shape, rhs_shape, dims, subscripts, dtype, rtol):
+    fn = lambda x, y: dot_general(x, y, dims)  # noqa: E731
+    examples = _examples(lhs_shape, rhs_shape, 3, dtype)
+    for in_axes in _in_axes_variants((len(lhs_shape), len(rhs_shape))):
+        expected = _loop(fn, examples, in_axes)
+        out = fx.vmap(fn, in_axes=in_axes)(*_stacked(examples, in_axes))
+        assert (out.shape, out.dtype) == (expected.shape, expected.dtype), in_axes
+        np.testing.assert_allclose(out, expected, rtol=rtol, atol=rtol,
+                                   err_msg=f"in_axes={in_axes}")
+
+
+@pytest.mark.parametrize("lhs_shape, rhs_shape, dims, subscripts", params(CASES))
+def test_vmap_is_one_dot_general(lhs_shape, rhs_shape, dims, subscripts):
+    fn = lambda x, y: dot_general(x, y, dims)  # noqa: E731
+    for in_axes in _in_axes_variants((len(lhs_shape), len(rhs_shape))):
+        for size in (2, 5):
+            args = _stacked(_examples(lhs_shape, rhs_shape, size), in_axes)
+            program = fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(*args)
+            names = [e.prim.name for e in program.eqns]
+            # at most the transpose putting the batch axis first (out_axes=0)
+            assert names in (["dot_general"], ["dot_general", "transpose"]), program
+
+
+def test_matrix_vector_products_mapped_over_vectors_are_one_matrix_product():
+    a, vs = rand((3, 4), 0), rand((4, 6), 1)
+    matvec = lambda v: dot_general(a, v, (((1,), (0,)), NO_BATCH))  # noqa: E731
+    program = fx.make_jaxpr(fx.vmap(matvec, in_axes=1, out_axes=1))(vs)
+    assert str(program.eqns[0].outputs[0].aval.str_short()) == "f64[3,6]"
+    assert [e.prim.name for e in program.eqns] == ["dot_general"], program
+    np.testing.assert_allclose(fx.vmap(matvec, in_axes=1, out_axes=1)(vs), a @ vs, rtol=1e-12)
+    vecmat = lambda v: dot_general(v, a, (((0,), (0,)), NO_BATCH))  # noqa: E731
+    program = fx.make_jaxpr(fx.vmap(vecmat))(vs[:3].T)
+    assert [e.prim.name for e in program.eqns] == ["dot_general"], program
+
+
+def _quadratic(v, m):
+    """v . (m v): both operands of the outer product depend on v."""
+    return dot_general(v, dot_general(m, v, (((1,), (0,)), NO_BATCH)), (((0,), (0,)), NO_BATCH))
+
+
+def test_vmap_of_grad_and_grad_of_vmap():
+    vs, m = rand((5, 4), 0), rand((4, 4), 1)
+    expected = np.stack([fx.grad(_quadratic)(v, m) for v in vs])
+    np.testing.assert_allclose(fx.vmap(fx.grad(_quadratic), in_axes=(0, None))(vs, m),
+                               expected, rtol=1e-12)
+    summed = lambda vs: dot_general(fx.vmap(_quadratic, in_axes=(0, None))(vs, m),  # noqa: E731
+                                    np.ones(5), (((0,), (0,)), NO_BATCH))
+    np.testing.assert_allclose(fx.grad(summed)(vs), expected, rtol=1e-12)
+
+
+def test_vmap_of_vmap():
+    # batched matmul over two batch axes: the outer one on both operands, the inner on x
+    xs, ys = rand((2, 3, 4, 5), 0), rand((5, 6, 2), 1)
+    matmul = lambda x, y: dot_general(x, y, (((1,), (0,)), NO_BATCH))  # noqa: E731
+    out = fx.vmap(fx.vmap(matmul, in_axes=(1, None)), in_axes=(0, 2))(xs, ys)
+    expected = np.stack([np.stack([xs[a, :, b] @ ys[..., a] for b in range(4)])
+                         for a in range(2)])
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    program = fx.make_jaxpr(fx.vmap(fx.vmap(matmul, in_axes=(1, None)), in_axes=(0, 2)))(xs, ys)
+    assert [e.prim.name for e in program.eqns].count("dot_general") == 1, program
+
+
+def test_jit_of_vmap():
+    variants = []   # each case with one of its in_axes, cycling through them
+    for k, row in enumerate(CASES):
+        choices = _in_axes_variants((len(row[1]), len(row[2])))
+        variants.append((row, choices[k % len(choices)]))
+
+    def table(args):
+        return {f"{row[0]} {in_axes}": fx.vmap(lambda x, y, d=row[3]: dot_general(x, y, d),
+                                               in_axes=in_axes)(*a)
+                for (row, in_axes), a in zip(variants, args)}
+    args = [_stacked(_examples(row[1], row[2], 3), in_axes) for row, in_axes in variants]
+    check_jit(table, (args,))

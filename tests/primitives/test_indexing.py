@@ -3,6 +3,7 @@ derivatives to order 2 in both modes, float32 preservation, the slice/pad and
 gather/scatter_add transpose pairs, and the shape-error messages; numba lowerings
 against eager evaluation (every case, edge shapes and indices, integer and bool
 operands, derivative programs)."""
+import itertools
 import re
 
 import numpy as np
@@ -361,3 +362,134 @@ def _derivative_cases():
 
 def test_jit_of_derivative_programs():
     _check_jit_cases(_derivative_cases())
+
+
+# vmap ---------------------------------------------------------------------------------
+# Every case mapped over every set of its operands, at the first, the last and a negative
+# axis, against a Python loop over the examples; programs must not grow with the batch
+# (no loop over it); compositions with grad, jit and vmap.
+
+def _with_indices(shapes, index_shape, n, index_dtype=np.int64):
+    """Examples: float operands of `shapes`, integer indices (some outside [0, n),
+    some repeated) as the second argument."""
+    def make(seed):
+        x, *rest = _rand(*shapes, seed=seed)
+        indices = np.random.default_rng(seed).integers(-2, n + 2, index_shape)
+        return (x, np.asarray(indices).astype(index_dtype), *rest)
+    return make
+
+
+# name, function, example maker (seed -> argument tuple)
+VMAP_CASES = [(name, fn, lambda seed, shapes=shapes: _rand(*shapes, seed=seed))
+              for name, fn, _, shapes in CASES] + [
+    ("gather operand indices", lambda x, i: gather(x, i, 1),
+     _with_indices([(3, 4, 2)], (3, 2), 4)),
+    ("gather operand scalar index", lambda x, i: gather(x, i, 0), _with_indices([(4, 3)], (), 4)),
+    ("gather uint8 indices", lambda x, i: gather(x, i, -1),
+     _with_indices([(2, 5)], (4,), 5, np.uint8)),
+    ("scatter_add operand indices", lambda op, i, up: scatter_add(op, i, up, 1),
+     _with_indices([(2, 4), (2, 3, 2)], (3, 2), 4)),
+    ("scatter_add operand scalar index", lambda op, i, up: scatter_add(op, i, up, 0),
+     _with_indices([(3, 2), (2,)], (), 3)),
+    ("scatter_add int32 indices", lambda op, i, up: scatter_add(op, i, up, 0),
+     _with_indices([(4,), (5,)], (5,), 4, np.int32)),
+]
+
+
+def _in_axes_variants(ranks):
+    """in_axes mapping every non-empty set of operands, at axis 0, last and negative."""
+    operands = range(len(ranks))
+    subsets = [set(c) for n in operands for c in itertools.combinations(operands, n + 1)]
+    picks = (lambda r: 0, lambda r: r, lambda r: -2 if r else -1)
+    return list(dict.fromkeys(tuple(pick(r) if k in subset else None for k, r in enumerate(ranks))
+                              for subset in subsets for pick in picks))
+
+
+def _per_example(examples, in_axes):
+    """Each example's arguments; an unmapped operand is the first example's."""
+    return [tuple(examples[0][k] if axis is None else arg for k, (arg, axis)
+                  in enumerate(zip(ex, in_axes))) for ex in examples]
+
+
+def _stacked(examples, in_axes):
+    """The arguments of the mapped function: operands stacked along their in_axes."""
+    return tuple(examples[0][k] if axis is None else np.stack([ex[k] for ex in examples], axis)
+                 for k, axis in enumerate(in_axes))
+
+
+def _cast_floats(args, dtype):
+    return tuple(np.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else a for a in args)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+@pytest.mark.parametrize("name,fn,make", VMAP_CASES, ids=_ids(VMAP_CASES))
+def test_vmap_matches_loop(name, fn, make, dtype, rtol):
+    examples = [_cast_floats(make(seed), dtype) for seed in range(3)]
+    for in_axes in _in_axes_variants([np.ndim(a) for a in examples[0]]):
+        expected = np.stack([fn(*args) for args in _per_example(examples, in_axes)])
+        out = fx.vmap(fn, in_axes=in_axes)(*_stacked(examples, in_axes))
+        assert (out.shape, out.dtype) == (expected.shape, expected.dtype), in_axes
+        np.testing.assert_allclose(out, expected, rtol=rtol, atol=rtol,
+                                   err_msg=f"in_axes={in_axes}")
+
+
+@pytest.mark.parametrize("name,fn,make", VMAP_CASES, ids=_ids(VMAP_CASES))
+def test_vmap_program_does_not_grow_with_the_batch(name, fn, make):
+    for in_axes in _in_axes_variants([np.ndim(a) for a in make(0)]):
+        programs = [fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(
+            *_stacked([make(seed) for seed in range(size)], in_axes)) for size in (2, 5)]
+        assert len(programs[0].eqns) == len(programs[1].eqns), f"{in_axes}:\n{programs[1]}"
+
+
+def test_vmap_of_gather_with_batched_indices_is_one_gather():
+    x, indices = _stacked([_with_indices([(3, 4, 2)], (3, 2), 4)(s) for s in range(5)], (0, 0))
+    program = fx.make_jaxpr(fx.vmap(lambda x, i: gather(x, i, 1)))(x, indices)
+    assert [e.prim.name for e in program.eqns].count("gather") == 1, program
+
+
+def test_vmap_of_pad_with_batched_value_selects_the_value():
+    xs, values = np.ones((3, 2)), np.array([-1.0, 0.0, 2.0])
+    out = fx.vmap(lambda x, v: pad(x, v, ((1, 1, 1),)))(xs, values)
+    np.testing.assert_array_equal(out, [[v, 1, v, 1, v] for v in values])
+    program = fx.make_jaxpr(fx.vmap(lambda v: pad(xs[0], v, ((1, 1, 1),))))(values)
+    assert [e.prim.name for e in program.eqns][-1] == "select", program
+
+
+COMPOSED_CASES = [c for c in VMAP_CASES if c[0] in
+                  ("pad_value_operand", "gather operand indices", "scatter_add operand indices")]
+
+
+@pytest.mark.parametrize("name,fn,make", COMPOSED_CASES, ids=_ids(COMPOSED_CASES))
+def test_vmap_of_grad_and_grad_of_vmap(name, fn, make):
+    examples = [make(seed) for seed in range(4)]
+    argnums = tuple(k for k, a in enumerate(examples[0]) if np.asarray(a).dtype.kind == "f")
+    f = _sum_of_squares(fn)
+    expected = [np.stack(g) for g in zip(*(fx.grad(f, argnums)(*ex) for ex in examples))]
+    args, in_axes = _stacked(examples, (0,) * len(examples[0])), 0
+    for grads in (fx.vmap(fx.grad(f, argnums), in_axes)(*args),
+                  fx.grad(lambda *a: _sum(fx.vmap(f, in_axes)(*a)), argnums)(*args)):
+        for g, e in zip(grads, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,fn,make", COMPOSED_CASES, ids=_ids(COMPOSED_CASES))
+def test_vmap_of_vmap(name, fn, make):
+    outer_axes, inner_axes = (0,) + (None,) * (len(make(0)) - 1), (-1,) * len(make(0))
+    grid = [[make(10 * a + b) for b in range(3)] for a in range(2)]
+    # rows[a][b]: the arguments of example (a, b); operands the outer vmap leaves
+    # unmapped come from row 0
+    rows = [[tuple(grid[0][b][k] if axis is None else grid[a][b][k]
+                   for k, axis in enumerate(outer_axes)) for b in range(3)] for a in range(2)]
+    expected = np.stack([np.stack([fn(*args) for args in row]) for row in rows])
+    args = _stacked([_stacked(row, inner_axes) for row in rows], outer_axes)
+    out = fx.vmap(fx.vmap(fn, inner_axes), outer_axes)(*args)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_jit_of_vmap():
+    cases = {}
+    for k, (name, fn, make) in enumerate(VMAP_CASES):
+        examples = [make(seed) for seed in range(3)]
+        in_axes = tuple((0 if k % 2 else -1) for _ in examples[0])
+        cases[name] = (fx.vmap(fn, in_axes), _stacked(examples, in_axes))
+    _check_jit_cases(cases)

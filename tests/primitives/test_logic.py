@@ -1,6 +1,9 @@
 """Comparisons, boolean logic and select: values against numpy, bool outputs, zero
 tangents, select's derivatives in both modes, and shape/dtype errors; numba lowerings
-against eager evaluation (values with NaN and ties, derivative programs)."""
+against eager evaluation (values with NaN and ties, derivative programs); vmap against a
+loop over examples, and composed with grad, jit and itself."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from fxgrad.core.ir import ShapedArray
 from fxgrad.interpreters.jvp import Zero, is_zero, jvp_rules
 from fxgrad.interpreters.transpose import UndefinedPrimal, transpose_rules
 from fxgrad.primitives import arith, logic
+from fxgrad.primitives.reduce import reduce_sum
 from fxgrad.test_util import check_grads, check_jit
 
 COMPARISONS = [
@@ -260,3 +264,133 @@ def test_jit_of_derivative_programs():
     rng = np.random.default_rng(31)
     a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
     check_jit(_derivative_table, (a, b, np.float64(1.3), np.float64(-0.4)))
+
+
+# ----------------------------------------------------------------------------- vmap
+# vmap against a Python loop over the examples: every non-empty subset of the operands
+# mapped (select's predicate and branches independently), along the first axis, the last
+# axis and a negative axis; the batched program must not grow with the batch size.
+
+def _in_axes_choices(ranks):
+    """in_axes for each subset of mapped operands, at axis 0, the last and a negative axis."""
+    for k in range(1, len(ranks) + 1):
+        for mapped in itertools.combinations(range(len(ranks)), k):
+            for axis_of in (lambda r: 0, lambda r: r, lambda r: -min(2, r + 1)):
+                yield tuple(axis_of(r) if i in mapped else None for i, r in enumerate(ranks))
+
+
+def _batch_of(make_args, in_axes, size):
+    """`size` examples (unmapped operands shared) and them stacked along their in_axes."""
+    first = make_args(0)
+    examples = [[x if a is not None else x0 for x, x0, a in zip(make_args(seed), first, in_axes)]
+                for seed in range(size)]
+    batched = [np.stack([ex[i] for ex in examples], a) if a is not None else first[i]
+               for i, a in enumerate(in_axes)]
+    return batched, examples
+
+
+def check_vmap_matches_loop(fn, make_args):
+    """Exact agreement: comparisons, boolean logic and select compute nothing inexact."""
+    for in_axes in _in_axes_choices([np.ndim(a) for a in make_args(0)]):
+        batched, examples = _batch_of(make_args, in_axes, 5)
+        out = fx.vmap(fn, in_axes=in_axes)(*batched)
+        expected = np.stack([fn(*ex) for ex in examples])
+        assert out.dtype == expected.dtype and out.shape == expected.shape, f"in_axes={in_axes}"
+        np.testing.assert_array_equal(out, expected, err_msg=f"in_axes={in_axes}")
+        lengths = [len(fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(*b).eqns)
+                   for b in (_batch_of(make_args, in_axes, 2)[0], batched)]
+        assert lengths[0] == lengths[1], f"in_axes={in_axes}: the program grows with the batch"
+
+
+def _random_bools(rng, shape):
+    return rng.integers(0, 2, shape).astype(bool)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name, fn, prim, ref", COMPARISONS, ids=_ids(COMPARISONS))
+def test_comparison_vmap_matches_loop(name, fn, prim, ref, shapes, dtype):
+    def make_args(seed):
+        rng = np.random.default_rng(seed)
+        return tuple(_ties(rng, s).astype(dtype) for s in shapes)
+    check_vmap_matches_loop(fn, make_args)
+
+
+@pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name, fn, prim, ref", LOGICAL, ids=_ids(LOGICAL))
+def test_logical_vmap_matches_loop(name, fn, prim, ref, shapes):
+    def make_args(seed):
+        rng = np.random.default_rng(seed)
+        return tuple(_random_bools(rng, s) for s in shapes)
+    check_vmap_matches_loop(fn, make_args)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), ()], ids=str)
+def test_logical_not_vmap_matches_loop(shape):
+    make_args = lambda seed: (_random_bools(np.random.default_rng(seed), shape),)
+    check_vmap_matches_loop(logic.logical_not, make_args)
+
+
+# shapes of pred and of both branches: equal, a scalar predicate, all scalars
+SELECT_SHAPES = [((2, 3), (2, 3)), ((), (2, 3)), ((), ())]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shapes", SELECT_SHAPES, ids=str)
+def test_select_vmap_matches_loop(shapes, dtype):
+    def make_args(seed):
+        rng = np.random.default_rng(seed)
+        branches = rng.standard_normal((2, *shapes[1])).astype(dtype)
+        return _random_bools(rng, shapes[0]), branches[0], branches[1]
+    check_vmap_matches_loop(logic.select, make_args)
+
+
+def _all_logic(u, v):
+    """Every comparison and boolean primitive steering selects between smooth branches."""
+    p = logic.logical_and(logic.lt(u, v), logic.ne(u, 0.5))
+    q = logic.logical_or(logic.logical_not(logic.ge(v, 0.5)), logic.eq(u, v))
+    r = logic.logical_or(logic.gt(u, 0.0), logic.le(v, -1.0))
+    inner = logic.select(r, arith.mul(u, v), arith.integer_pow(v, 3))
+    return logic.select(p, inner, logic.select(q, arith.integer_pow(u, 2), v))
+
+
+def test_vmap_keeps_the_batch_axis_in_place():
+    rng = np.random.default_rng(32)
+    u, v = rng.standard_normal((2, 3, 5)), rng.standard_normal((2, 3, 5))
+    program = fx.make_jaxpr(fx.vmap(_all_logic, in_axes=-1, out_axes=-1))(u, v)
+    assert "transpose" not in str(program)
+    assert len(program.eqns) == len(fx.make_jaxpr(_all_logic)(u[..., 0], v[..., 0]).eqns)
+
+
+def test_vmap_of_grad():
+    us, vs = np.random.default_rng(33).standard_normal((2, 8))
+    grads = fx.vmap(fx.grad(_all_logic, argnums=(0, 1)))(us, vs)
+    expected = [fx.grad(_all_logic, argnums=(0, 1))(u, v) for u, v in zip(us, vs)]
+    np.testing.assert_allclose(np.stack(grads, 1), np.array(expected), rtol=1e-12)
+
+
+def test_grad_of_vmap():
+    us, v = np.random.default_rng(34).standard_normal((5, 3)), np.array([0.3, -1.2, 0.8])
+    summed = lambda a, b: reduce_sum(fx.vmap(_all_logic, in_axes=(0, None))(a, b), (0, 1))
+    gu, gv = fx.grad(summed, argnums=(0, 1))(us, v)
+    summed_example = lambda a, b: reduce_sum(_all_logic(a, b), (0,))
+    per_example = [fx.grad(summed_example, argnums=(0, 1))(u, v) for u in us]
+    np.testing.assert_allclose(gu, np.stack([g for g, _ in per_example]), rtol=1e-12)
+    np.testing.assert_allclose(gv, sum(g for _, g in per_example), rtol=1e-12)
+
+
+def test_vmap_of_vmap():
+    rng = np.random.default_rng(35)
+    us, vs = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    out = fx.vmap(fx.vmap(_all_logic, in_axes=(0, None)), in_axes=(None, 1))(us, vs)
+    expected = [[_all_logic(u, vs[:, j]) for u in us] for j in range(5)]
+    np.testing.assert_array_equal(out, np.array(expected))
+
+
+def test_jit_of_vmap():
+    rng = np.random.default_rng(36)
+    xs, ys, ts = _ties(rng, (4, 2, 3)), _ties(rng, (2, 3, 4)), _ties(rng, 4)
+    ps, q = _random_bools(rng, (4, 2, 3)), _random_bools(rng, (2, 3))
+    in_axes = (0, -1, None, 0, 0, None)   # the scalar s shared, q shared, t batched
+    check_jit(fx.vmap(_logic_table, in_axes=in_axes), (xs, ys, np.float64(0.0), ts, ps, q),
+              rtol=0)

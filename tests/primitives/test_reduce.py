@@ -311,3 +311,90 @@ def test_lowering_of_a_full_sum_is_one_np_sum():
     assert "np.sum(in0)" in source and "for " not in source
     source = jit(lambda x: reduce_sum(x, (0, 1))).lower(np.ones((3, 4), np.float32)).as_text()
     assert "np.sum(in0, dtype=np.float64)" in source   # numba's float32 sum is naive
+
+
+# ----------------------------------------------------------------------------- vmap
+# Every case mapped over its operand at the first, the last and a negative axis, against
+# a Python loop over the examples; a mapped reduction is one equation (the batch axis
+# stays where it is); compositions with grad, jit and vmap.
+
+# name, function, example shape
+VMAP_CASES = (
+    [(f"{f.__name__} {shape} {axes}", lambda x, f=f, axes=axes: f(x, axes), shape)
+     for f, _ in REDUCTIONS for shape, axes in AXES_CASES]
+    + [(f"{f.__name__} {shape} {axis}", lambda x, f=f, axis=axis: f(x, axis, np.int32), shape)
+       for f in (argmax, argmin) for shape, axis in ARG_CASES]
+    + [(f"cumsum {shape} {axis} {reverse}",
+        lambda x, axis=axis, reverse=reverse: cumsum(x, axis, reverse), shape)
+       for shape, axis, reverse in CUMSUM_CASES])
+
+
+def _batch_axes(rank):
+    """Where to map an operand of rank `rank`: first, last, and a negative axis (the
+    middle one when there is one)."""
+    return list(dict.fromkeys([0, rank, -2 if rank else -1]))
+
+
+def _vmap_ids(table):
+    return [row[0] for row in table]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+@pytest.mark.parametrize("name, fn, shape", VMAP_CASES, ids=_vmap_ids(VMAP_CASES))
+def test_vmap_matches_loop(name, fn, shape, dtype, rtol):
+    examples = [rand(shape, seed, dtype) for seed in range(3)]
+    expected = np.stack([fn(x) for x in examples])
+    for axis in _batch_axes(len(shape)):
+        out = fx.vmap(fn, in_axes=axis)(np.stack(examples, axis))
+        assert (out.shape, out.dtype) == (expected.shape, expected.dtype), axis
+        np.testing.assert_allclose(out, expected, rtol=rtol, atol=rtol, err_msg=f"in_axes={axis}")
+
+
+@pytest.mark.parametrize("name, fn, shape", VMAP_CASES, ids=_vmap_ids(VMAP_CASES))
+def test_vmap_program_does_not_grow_with_the_batch(name, fn, shape):
+    for axis in _batch_axes(len(shape)):
+        programs = [fx.make_jaxpr(fx.vmap(fn, in_axes=axis))(
+            np.stack([rand(shape, seed) for seed in range(size)], axis)) for size in (2, 5)]
+        assert len(programs[0].eqns) == len(programs[1].eqns), f"{axis}:\n{programs[1]}"
+
+
+@pytest.mark.parametrize("name, fn, shape", VMAP_CASES, ids=_vmap_ids(VMAP_CASES))
+def test_vmap_keeps_the_batch_axis_in_place(name, fn, shape):
+    # batch first stays first, batch last stays last: one equation, no transpose
+    xs = np.stack([rand(shape, seed) for seed in range(4)])
+    for in_axes, out_axes, x in ((0, 0, xs), (-1, -1, np.moveaxis(xs, 0, -1))):
+        program = fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes, out_axes=out_axes))(x)
+        assert len(program.eqns) == 1, program
+
+
+def _composed(x):
+    """x: shape (3, 4); every primitive of the family, and a scalar result."""
+    row_max = reduce_max(x, (1,))
+    picked = convert_element_type(argmin(x, 1, np.int32), np.float64)
+    mixed = mul(cumsum(row_max, 0, True), mul(reduce_sum(x, (1,)), picked))
+    return reduce_sum(mul(mixed, reduce_min(x, (0,))[:3]), (0,))
+
+
+def test_vmap_of_grad_and_grad_of_vmap():
+    xs = np.stack([rand((3, 4), seed) for seed in range(4)], -1)
+    expected = np.stack([fx.grad(_composed)(xs[..., b]) for b in range(4)])
+    np.testing.assert_allclose(fx.vmap(fx.grad(_composed), in_axes=-1)(xs), expected,
+                               rtol=1e-12)
+    summed = lambda xs: reduce_sum(fx.vmap(_composed, in_axes=-1)(xs), (0,))  # noqa: E731
+    np.testing.assert_allclose(fx.grad(summed)(xs), np.moveaxis(expected, 0, -1), rtol=1e-12)
+
+
+def test_vmap_of_vmap():
+    xs = np.stack([np.stack([rand((3, 4), 10 * a + b) for b in range(3)], 1) for a in range(2)])
+    expected = np.stack([[_composed(xs[a][:, b]) for b in range(3)] for a in range(2)])
+    out = fx.vmap(fx.vmap(_composed, in_axes=1), in_axes=0)(xs)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_jit_of_vmap():
+    def table(xs):
+        return {name: fx.vmap(fn, in_axes=-1 if k % 2 else 0)(x)
+                for k, ((name, fn, _), x) in enumerate(zip(VMAP_CASES, xs))}
+    xs = [np.stack([rand(shape, seed) for seed in range(3)], -1 if k % 2 else 0)
+          for k, (_, _, shape) in enumerate(VMAP_CASES)]
+    check_jit(table, (xs,))

@@ -1,7 +1,9 @@
 """Shape primitives: values against numpy, derivatives to order 2 in both modes,
 float32 preservation, param normalisation and the shape-error messages; numba
 lowerings against eager evaluation (every case, edge shapes, integer and bool
-operands, conversions, derivative programs)."""
+operands, conversions, derivative programs); vmap against a loop over examples, and
+composed with grad, jit and itself."""
+import itertools
 import re
 
 import numpy as np
@@ -345,3 +347,123 @@ def _derivative_cases():
 
 def test_jit_of_derivative_programs():
     _check_jit_cases(_derivative_cases())
+
+
+# vmap ----------------------------------------------------------------------------------
+# vmap against a Python loop over the examples: every non-empty subset of the operands
+# mapped, along the first axis, the last axis and a negative axis; the batched program
+# must not grow with the batch size (no loop fallback).
+
+def _in_axes_choices(ranks):
+    """in_axes for each subset of mapped operands, at axis 0, the last and a negative axis."""
+    for k in range(1, len(ranks) + 1):
+        for mapped in itertools.combinations(range(len(ranks)), k):
+            for axis_of in (lambda r: 0, lambda r: r, lambda r: -min(2, r + 1)):
+                yield tuple(axis_of(r) if i in mapped else None for i, r in enumerate(ranks))
+
+
+def _batch_of(make_args, in_axes, size):
+    """`size` examples (unmapped operands shared) and them stacked along their in_axes."""
+    first = make_args(0)
+    examples = [[x if a is not None else x0 for x, x0, a in zip(make_args(seed), first, in_axes)]
+                for seed in range(size)]
+    batched = [np.stack([ex[i] for ex in examples], a) if a is not None else first[i]
+               for i, a in enumerate(in_axes)]
+    return batched, examples
+
+
+def check_vmap_matches_loop(fn, make_args):
+    """Exact agreement: shape primitives only move and convert elements."""
+    for in_axes in _in_axes_choices([np.ndim(a) for a in make_args(0)]):
+        batched, examples = _batch_of(make_args, in_axes, 5)
+        out = fx.vmap(fn, in_axes=in_axes)(*batched)
+        expected = np.stack([fn(*ex) for ex in examples])
+        assert out.dtype == expected.dtype and out.shape == expected.shape, f"in_axes={in_axes}"
+        np.testing.assert_array_equal(out, expected, err_msg=f"in_axes={in_axes}")
+        lengths = [len(fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(*b).eqns)
+                   for b in (_batch_of(make_args, in_axes, 2)[0], batched)]
+        assert lengths[0] == lengths[1], f"in_axes={in_axes}: the program grows with the batch"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_vmap_matches_loop(name, fn, ref, shapes, dtype):
+    make_args = lambda seed: tuple(a.astype(dtype) for a in _rand(*shapes, seed=seed))
+    check_vmap_matches_loop(fn, make_args)
+
+
+@pytest.mark.parametrize("target", [np.float32, np.int64, np.bool_, np.complex128])
+@pytest.mark.parametrize("shape", [(2, 3), ()], ids=str)
+def test_convert_vmap_matches_loop(shape, target):
+    make_args = lambda seed: (_rand(shape, seed=seed)[0],)
+    check_vmap_matches_loop(lambda x: convert_element_type(x, target), make_args)
+
+
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+def test_vmap_along_the_first_axis_adds_no_equations(name, fn, ref, shapes):
+    """Each primitive batched along axis 0 is that primitive alone: no transposes."""
+    args = _rand(*shapes)
+    batched = [np.stack([a, a]) for a in args]
+    assert (len(fx.make_jaxpr(fx.vmap(fn))(*batched).eqns)
+            == len(fx.make_jaxpr(fn)(*args).eqns))
+
+
+def test_vmap_along_the_last_axis_of_reshapes_adds_no_transposes():
+    chain = lambda x: expand_dims(squeeze(reshape(x, (3, 1, 2)), (1,)), (0,))
+    x = _rand((2, 3, 5))[0]
+    program = fx.make_jaxpr(fx.vmap(chain, in_axes=-1, out_axes=-1))(x)
+    assert [e.prim.name for e in program.eqns] == ["reshape", "squeeze", "expand_dims"]
+    np.testing.assert_array_equal(fx.vmap(chain, in_axes=-1, out_axes=-1)(x),
+                                  np.stack([chain(x[..., k]) for k in range(5)], -1))
+
+
+def _all_shape(x, y):
+    """Every shape primitive in a chain, on x of shape (2, 3) and y of shape (1, 3)."""
+    a = transpose(concatenate([x, y], 0), (1, 0))                         # (3, 3)
+    b = broadcast_in_dim(expand_dims(reshape(a, (9,)), (0,)), (2, 9), (0, 1))
+    c = squeeze(expand_dims(b, (1,)), (1,))                                 # (2, 9)
+    return mul(c, convert_element_type(convert_element_type(c, np.float32), np.float64))
+
+
+def _summed(fn):
+    def f(*args):
+        y = fn(*args)
+        return reduce_sum(y, tuple(range(aval_of(y).ndim)))
+    return f
+
+
+def test_vmap_of_grad():
+    xs, y = _rand((5, 2, 3), (1, 3), seed=40)
+    grad = fx.grad(_summed(_all_shape), argnums=(0, 1))
+    gx, gy = fx.vmap(grad, in_axes=(0, None))(xs, y)
+    expected = [grad(x, y) for x in xs]
+    np.testing.assert_allclose(gx, np.stack([g for g, _ in expected]), rtol=1e-12)
+    np.testing.assert_allclose(gy, np.stack([g for _, g in expected]), rtol=1e-12)
+
+
+def test_grad_of_vmap():
+    xs, y = _rand((2, 3, 5), (1, 3), seed=41)
+    batched = _summed(fx.vmap(_all_shape, in_axes=(-1, None)))
+    gx, gy = fx.grad(batched, argnums=(0, 1))(xs, y)
+    per_example = [fx.grad(_summed(_all_shape), argnums=(0, 1))(xs[..., k], y) for k in range(5)]
+    np.testing.assert_allclose(gx, np.stack([g for g, _ in per_example], -1), rtol=1e-12)
+    np.testing.assert_allclose(gy, sum(g for _, g in per_example), rtol=1e-12)
+
+
+def test_vmap_of_vmap():
+    xs, ys = _rand((4, 2, 3), (5, 1, 3), seed=42)
+    out = fx.vmap(fx.vmap(_all_shape, in_axes=(0, None)), in_axes=(None, 0))(xs, ys)
+    np.testing.assert_array_equal(out, np.array([[_all_shape(x, y) for x in xs] for y in ys]))
+
+
+def test_jit_of_vmap():
+    """Every case batched along axis 0, and a concatenation with a shared operand."""
+    args = {name: [np.stack(a) for a in zip(*(_rand(*shapes, seed=k) for k in range(3)))]
+            for name, _, _, shapes in CASES}
+    functions = {name: fn for name, fn, _, _ in CASES}
+
+    def table(batched, shared):
+        out = {name: functions[name](*batched[name]) for name in functions}
+        out["concatenate shared"] = concatenate([batched["reshape"][0], shared], 0)
+        return out
+    check_jit(fx.vmap(table, in_axes=(0, None)), (args, _rand((1, 3))[0]), rtol=0)
