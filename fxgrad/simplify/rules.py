@@ -28,7 +28,7 @@ import numpy as np
 from fxgrad.config import config
 from fxgrad.core.ir import Atom, Literal
 from fxgrad.core.trace import abstract_eval
-from fxgrad.primitives import arith, logic, reduce, shape, unary
+from fxgrad.primitives import arith, dot, logic, reduce, shape, unary
 from fxgrad.simplify.passes import commutative, rewrite_rules
 
 Rule = Callable[..., Any]
@@ -528,3 +528,28 @@ for _prim in _UNARY:
     rules_for(_prim)(_unary_sinker(_prim))
 for _prim in _BINARY:
     rules_for(_prim)(_binary_sinker(_prim))
+
+
+# ---------------------------------------------------------------- products with the identity
+
+def _is_identity(rw: Any, atom: Atom) -> bool:
+    value = rw.value(atom)
+    return (value is not None and np.ndim(value) == 2 and value.shape[0] == value.shape[1]
+            and np.array_equal(value, np.eye(value.shape[0], dtype=value.dtype)))
+
+
+@rules_for(dot.dot_general_p)
+def dot_with_identity(rw: Any, x: Atom, y: Atom, **params: Any) -> Atom | None:
+    """I·y and x·I (from Jacobians' basis vectors) are transposes of the other operand."""
+    (lc, rc), (lb, rb) = params["dimension_numbers"]
+    if lb or rb or len(lc) != 1:
+        return None
+    if _is_identity(rw, x):   # out[i, rest] = y[..., i at rc, ...]
+        axis, ndim, other = rc[0], y.aval.ndim, y
+        perm = (axis,) + tuple(d for d in range(ndim) if d != axis)
+    elif _is_identity(rw, y):   # out[rest, j] = x[..., j at lc, ...]
+        axis, ndim, other = lc[0], x.aval.ndim, x
+        perm = tuple(d for d in range(ndim) if d != axis) + (axis,)
+    else:
+        return None
+    return rw.emit(shape.transpose_p, other, permutation=perm)

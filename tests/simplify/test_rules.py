@@ -216,8 +216,19 @@ def test_stable_rewrites_reach_a_fixed_point():
         assert sum(e.prim.name == "reduce_max" for e in once.eqns) == 1
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_product_with_the_identity_is_a_transpose(side):
+    eye = np.eye(3)
+    fun = (lambda y: fnp.dot(eye, y)) if side == "left" else (lambda y: fnp.dot(y, eye))
+    closed, simple, log = simplified(fun, (3, 2) if side == "left" else (2, 3))
+    assert [e.prim.name for e in closed.eqns] == ["dot_general"]
+    assert "dot_general" not in one_line(simple)
+    assert any(e.startswith("rewrite dot_with_identity:") for e in log), log
+
+
 def test_every_rule_has_a_focused_case():
-    tested = {rule for rule, *_ in CASES.values()} | {"convert_identity", "softmax_stable"}
+    tested = {rule for rule, *_ in CASES.values()} | {"convert_identity", "softmax_stable",
+                                                      "dot_with_identity"}
     registered = {rule.__name__ for chain in rules._chains.values() for rule in chain}
     assert registered <= tested, registered - tested
 
