@@ -141,3 +141,46 @@ def _leaf_names(out: Any) -> list[str]:
     if isinstance(out, dict):
         return [f"case {key}" for key in sorted(out) for _ in tree_flatten(out[key])[0]]
     return [f"output {i}" for i in range(len(tree_flatten(out)[0]))]
+
+
+def _in_axes_choices(ranks: Sequence[int]) -> Any:
+    """in_axes for each subset of mapped operands, at axis 0, the last and a negative axis."""
+    import itertools
+    for k in range(1, len(ranks) + 1):
+        for mapped in itertools.combinations(range(len(ranks)), k):
+            for axis_of in (lambda r: 0, lambda r: r, lambda r: -min(2, r + 1)):
+                yield tuple(axis_of(r) if i in mapped else None for i, r in enumerate(ranks))
+
+
+def _batch_of(make_args: Callable[[int], Sequence[Any]], in_axes: Sequence[Any],
+              size: int) -> tuple[list[Any], list[list[Any]]]:
+    """`size` examples (unmapped operands shared) and them stacked along their in_axes."""
+    first = make_args(0)
+    examples = [[x if a is not None else x0 for x, x0, a in zip(make_args(seed), first, in_axes)]
+                for seed in range(size)]
+    batched = [np.stack([ex[i] for ex in examples], a) if a is not None else first[i]
+               for i, a in enumerate(in_axes)]
+    return batched, examples
+
+
+def check_vmap(fn: Callable[..., Any], make_args: Callable[[int], Sequence[Any]],
+               rtol: float = 1e-12) -> None:
+    """Check `vmap(fn)` against a Python loop over examples `make_args(seed)`, for every
+    non-empty subset of mapped operands along the first, the last and a negative axis
+    (`rtol=0`: exact), and that the batched program does not grow with the batch size.
+
+    >>> import fxgrad.numpy as fnp
+    >>> check_vmap(lambda x, y: x * fnp.sin(y), lambda seed: (np.full(3, seed + 1.0), np.ones(3)))
+    """
+    from fxgrad.batching_api import vmap
+    from fxgrad.api import make_jaxpr
+    for in_axes in _in_axes_choices([np.ndim(a) for a in make_args(0)]):
+        batched, examples = _batch_of(make_args, in_axes, 5)
+        out = vmap(fn, in_axes=in_axes)(*batched)
+        expected = np.stack([fn(*ex) for ex in examples])
+        assert out.dtype == expected.dtype and out.shape == expected.shape, f"in_axes={in_axes}"
+        np.testing.assert_allclose(out, expected, rtol=rtol, atol=0, equal_nan=True,
+                                   err_msg=f"in_axes={in_axes}")
+        lengths = [len(make_jaxpr(vmap(fn, in_axes=in_axes))(*b).eqns)
+                   for b in (_batch_of(make_args, in_axes, 2)[0], batched)]
+        assert lengths[0] == lengths[1], f"in_axes={in_axes}: the program grows with the batch"

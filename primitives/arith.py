@@ -5,7 +5,7 @@ that broadcasts (see `common`); rules un-broadcast cotangents of scalar operands
 Python scalars are coerced to the other operand's dtype by the wrapper functions.
 Each primitive's numba lowering is a scalar expression with numpy's semantics: float
 division goes through `np.divide` (numba's `/` raises on zero), integer division floors.
-Under vmap each is batched by `logic.def_elementwise_batch` (the batch axis stays put).
+Under vmap each is batched by `batching.def_elementwise_batch` (the batch axis stays put).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import check_float, coerce, elementwise, unbroadcast
-from fxgrad.primitives.logic import def_elementwise_batch, eq, gt, select
+from fxgrad.interpreters.batching import def_elementwise_batch
+from fxgrad.primitives.logic import eq, gt, select
 
 
 def _to_shape(t: Any, shape: tuple[int, ...]) -> Any:

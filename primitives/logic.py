@@ -8,27 +8,24 @@ of one aval; it is linear in the branches (never in `pred`), so its JVP selects 
 branch tangents and its transpose routes the cotangent back to the branch it came from.
 All of them lower to numba as Python scalar operators (`a < b`, `a and b`, `t if p else f`).
 
-`def_elementwise_batch` (used by every elementwise family) batches an elementwise
-primitive without needless transposes: the output keeps the batch axis where a
-full-rank batched operand has it, and only operands that disagree are moved or
-broadcast. select's predicate and branches may be batched independently.
+Batching uses `def_elementwise_batch`; select's predicate and branches may be batched
+independently.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
-from fxgrad.interpreters.batching import batch_size, def_batch, move_axis
+from fxgrad.interpreters.batching import def_elementwise_batch
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, jvp_rules
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import binary_shape, coerce
-from fxgrad.primitives.shape import broadcast_in_dim
 
 
 def def_zero_jvp(prim: Primitive) -> None:
@@ -37,47 +34,6 @@ def def_zero_jvp(prim: Primitive) -> None:
         out = prim.bind(*primals, **params)
         return out, Zero(aval_of(out))
     jvp_rules[prim] = rule
-
-
-def def_elementwise_batch(prim: Primitive, scalars_broadcast: Sequence[bool] = ()) -> None:
-    """Batching rule of an elementwise primitive. `scalars_broadcast[i]` is False for an
-    operand that must match the output shape even when it is an unbatched scalar
-    (select's branches); by default unbatched scalars are left to broadcast."""
-    def rule(args: Sequence[Any], dims: Sequence[int | None], **params: Any) -> Any:
-        out_dim, shape = _batched_out_shape(args, dims)
-        broadcasts = list(scalars_broadcast) + [True] * (len(args) - len(scalars_broadcast))
-        aligned = [_align(x, d, out_dim, shape, b) for x, d, b in zip(args, dims, broadcasts)]
-        return prim.bind(*aligned, **params), out_dim
-    def_batch(prim)(rule)
-
-
-def _batched_out_shape(args: Sequence[Any],
-                       dims: Sequence[int | None]) -> tuple[int, tuple[int, ...]]:
-    """The output's batch axis (that of the first batched operand of full rank, else 0)
-    and its batched shape."""
-    examples = [_drop_axis(aval_of(x).shape, d) for x, d in zip(args, dims)]
-    example = max(examples, key=len)
-    out_dim = next((d for e, d in zip(examples, dims)
-                    if d is not None and len(e) == len(example)), 0)
-    return out_dim, example[:out_dim] + (batch_size(args, dims),) + example[out_dim:]
-
-
-def _drop_axis(shape: tuple[int, ...], axis: int | None) -> tuple[int, ...]:
-    return shape if axis is None else shape[:axis] + shape[axis + 1:]
-
-
-def _align(x: Any, d: int | None, out_dim: int, shape: tuple[int, ...],
-           scalar_broadcasts: bool) -> Any:
-    """Operand `x` (batch axis `d`) in the output's layout: the batch axis at `out_dim`,
-    per-example scalars broadcast (unbatched ones only where they must be)."""
-    ndim = aval_of(x).ndim
-    if d is None and ndim == 0:
-        return x if scalar_broadcasts else broadcast_in_dim(x, shape, ())
-    if d is None:
-        return broadcast_in_dim(x, shape, tuple(i for i in range(ndim + 1) if i != out_dim))
-    if ndim == len(shape):
-        return move_axis(x, d, out_dim, shape[out_dim])
-    return broadcast_in_dim(x, shape, (out_dim,))   # a batched scalar
 
 
 def def_operator_lowering(prim: Primitive, template: str) -> None:

@@ -22,7 +22,8 @@ from fxgrad.interpreters.jvp import def_jvp
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.arith import add, div, mul, neg, sub, typed
 from fxgrad.primitives.common import elementwise
-from fxgrad.primitives.logic import def_elementwise_batch, def_zero_jvp
+from fxgrad.interpreters.batching import def_elementwise_batch
+from fxgrad.primitives.logic import def_zero_jvp
 
 
 def def_ufunc_lowering(prim: Primitive, ufunc: str) -> None:

@@ -47,31 +47,50 @@ def batch_size(args: Sequence[Any], dims: Sequence[int | None]) -> int:
     return next(aval_of(x).shape[d] for x, d in zip(args, dims) if d is not None)
 
 
-def elementwise_rule(prim: Any) -> None:
-    """Batching of an elementwise primitive: batch axes to the front, operands of
-    rank > 0 broadcast to a common per-example shape, rank-0 unbatched ones left as is."""
+def def_elementwise_batch(prim: Any, scalars_broadcast: Sequence[bool] = ()) -> None:
+    """Batching rule of an elementwise primitive. `scalars_broadcast[i]` is False for an
+    operand that must match the output shape even when it is an unbatched scalar
+    (select's branches); by default unbatched scalars are left to broadcast."""
     def rule(args: Sequence[Any], dims: Sequence[int | None], **params: Any) -> Any:
-        size = batch_size(args, dims)
-        shapes = [aval_of(x).shape[:d] + aval_of(x).shape[d + 1:] if d is not None
-                  else aval_of(x).shape for x, d in zip(args, dims)]
-        example = max(shapes, key=len)
-        moved = [_to_front(x, d, size, example) for x, d in zip(args, dims)]
-        return prim.bind(*moved, **params), 0
-    batch_rules[prim] = rule
+        out_dim, shape = _batched_out_shape(args, dims)
+        broadcasts = list(scalars_broadcast) + [True] * (len(args) - len(scalars_broadcast))
+        aligned = [_align(x, d, out_dim, shape, b) for x, d, b in zip(args, dims, broadcasts)]
+        return prim.bind(*aligned, **params), out_dim
+    def_batch(prim)(rule)
 
 
-def _to_front(x: Any, d: int | None, size: int, example: tuple[int, ...]) -> Any:
-    from fxgrad.primitives.shape import broadcast_in_dim
+def _batched_out_shape(args: Sequence[Any],
+                       dims: Sequence[int | None]) -> tuple[int, tuple[int, ...]]:
+    """The output's batch axis (that of the first batched operand of full rank, else 0)
+    and its batched shape."""
+    examples = [_drop_axis(aval_of(x).shape, d) for x, d in zip(args, dims)]
+    example = max(examples, key=len)
+    out_dim = next((d for e, d in zip(examples, dims)
+                    if d is not None and len(e) == len(example)), 0)
+    return out_dim, example[:out_dim] + (batch_size(args, dims),) + example[out_dim:]
+
+
+def _drop_axis(shape: tuple[int, ...], axis: int | None) -> tuple[int, ...]:
+    return shape if axis is None else shape[:axis] + shape[axis + 1:]
+
+
+def _align(x: Any, d: int | None, out_dim: int, shape: tuple[int, ...],
+           scalar_broadcasts: bool) -> Any:
+    """Operand `x` (batch axis `d`) in the output's layout: the batch axis at `out_dim`,
+    per-example scalars broadcast (unbatched ones only where they must be)."""
+    ndim = aval_of(x).ndim
+    if d is None and ndim == 0:
+        return x if scalar_broadcasts else _broadcast_in_dim(x, shape, ())
     if d is None:
-        shape = aval_of(x).shape
-        if shape == ():
-            return x
-        return broadcast_in_dim(x, (size,) + shape, tuple(range(1, len(shape) + 1)))
-    x = move_axis(x, d, 0, size)
-    shape = aval_of(x).shape
-    if shape[1:] == example:
-        return x
-    return broadcast_in_dim(x, (size,) + example, (0,))   # a batched scalar
+        return _broadcast_in_dim(x, shape, tuple(i for i in range(ndim + 1) if i != out_dim))
+    if ndim == len(shape):
+        return move_axis(x, d, out_dim, shape[out_dim])
+    return _broadcast_in_dim(x, shape, (out_dim,))   # a batched scalar
+
+
+def _broadcast_in_dim(x: Any, shape: tuple[int, ...], dims: tuple[int, ...]) -> Any:
+    from fxgrad.primitives.shape import broadcast_in_dim
+    return broadcast_in_dim(x, shape, dims)
 
 
 def loop_rule(prim: Any, args: Sequence[Any], dims: Sequence[int | None],

@@ -3,7 +3,6 @@ tangents, select's derivatives in both modes, and shape/dtype errors; numba lowe
 against eager evaluation (values with NaN and ties, derivative programs); vmap against a
 loop over examples, and composed with grad, jit and itself."""
 
-import itertools
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from fxgrad.interpreters.jvp import Zero, is_zero, jvp_rules
 from fxgrad.interpreters.transpose import UndefinedPrimal, transpose_rules
 from fxgrad.primitives import arith, logic
 from fxgrad.primitives.reduce import reduce_sum
-from fxgrad.test_util import check_grads, check_jit
+from fxgrad.test_util import check_grads, check_jit, check_vmap
 
 COMPARISONS = [
     ("eq", logic.eq, logic.eq_p, np.equal),
@@ -271,35 +270,6 @@ def test_jit_of_derivative_programs():
 # mapped (select's predicate and branches independently), along the first axis, the last
 # axis and a negative axis; the batched program must not grow with the batch size.
 
-def _in_axes_choices(ranks):
-    """in_axes for each subset of mapped operands, at axis 0, the last and a negative axis."""
-    for k in range(1, len(ranks) + 1):
-        for mapped in itertools.combinations(range(len(ranks)), k):
-            for axis_of in (lambda r: 0, lambda r: r, lambda r: -min(2, r + 1)):
-                yield tuple(axis_of(r) if i in mapped else None for i, r in enumerate(ranks))
-
-
-def _batch_of(make_args, in_axes, size):
-    """`size` examples (unmapped operands shared) and them stacked along their in_axes."""
-    first = make_args(0)
-    examples = [[x if a is not None else x0 for x, x0, a in zip(make_args(seed), first, in_axes)]
-                for seed in range(size)]
-    batched = [np.stack([ex[i] for ex in examples], a) if a is not None else first[i]
-               for i, a in enumerate(in_axes)]
-    return batched, examples
-
-
-def check_vmap_matches_loop(fn, make_args):
-    """Exact agreement: comparisons, boolean logic and select compute nothing inexact."""
-    for in_axes in _in_axes_choices([np.ndim(a) for a in make_args(0)]):
-        batched, examples = _batch_of(make_args, in_axes, 5)
-        out = fx.vmap(fn, in_axes=in_axes)(*batched)
-        expected = np.stack([fn(*ex) for ex in examples])
-        assert out.dtype == expected.dtype and out.shape == expected.shape, f"in_axes={in_axes}"
-        np.testing.assert_array_equal(out, expected, err_msg=f"in_axes={in_axes}")
-        lengths = [len(fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(*b).eqns)
-                   for b in (_batch_of(make_args, in_axes, 2)[0], batched)]
-        assert lengths[0] == lengths[1], f"in_axes={in_axes}: the program grows with the batch"
 
 
 def _random_bools(rng, shape):
@@ -313,7 +283,7 @@ def test_comparison_vmap_matches_loop(name, fn, prim, ref, shapes, dtype):
     def make_args(seed):
         rng = np.random.default_rng(seed)
         return tuple(_ties(rng, s).astype(dtype) for s in shapes)
-    check_vmap_matches_loop(fn, make_args)
+    check_vmap(fn, make_args, rtol=0)
 
 
 @pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
@@ -322,13 +292,13 @@ def test_logical_vmap_matches_loop(name, fn, prim, ref, shapes):
     def make_args(seed):
         rng = np.random.default_rng(seed)
         return tuple(_random_bools(rng, s) for s in shapes)
-    check_vmap_matches_loop(fn, make_args)
+    check_vmap(fn, make_args, rtol=0)
 
 
 @pytest.mark.parametrize("shape", [(2, 3), ()], ids=str)
 def test_logical_not_vmap_matches_loop(shape):
     make_args = lambda seed: (_random_bools(np.random.default_rng(seed), shape),)
-    check_vmap_matches_loop(logic.logical_not, make_args)
+    check_vmap(logic.logical_not, make_args, rtol=0)
 
 
 # shapes of pred and of both branches: equal, a scalar predicate, all scalars
@@ -342,7 +312,7 @@ def test_select_vmap_matches_loop(shapes, dtype):
         rng = np.random.default_rng(seed)
         branches = rng.standard_normal((2, *shapes[1])).astype(dtype)
         return _random_bools(rng, shapes[0]), branches[0], branches[1]
-    check_vmap_matches_loop(logic.select, make_args)
+    check_vmap(logic.select, make_args, rtol=0)
 
 
 def _all_logic(u, v):

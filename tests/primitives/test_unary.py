@@ -2,7 +2,6 @@
 derivatives against closed forms, dtype preservation, zero tangents and dtype errors;
 numba lowerings against eager evaluation (values, NaN/inf edges, derivative programs); vmap
 against a loop over examples, and composed with grad, jit and itself."""
-import itertools
 import re
 
 import numpy as np
@@ -14,7 +13,7 @@ from fxgrad.core.errors import FxTypeError
 from fxgrad.interpreters.jvp import is_zero, jvp_rules
 from fxgrad.primitives import arith, unary
 from fxgrad.primitives.reduce import reduce_sum
-from fxgrad.test_util import check_grads, check_jit
+from fxgrad.test_util import check_grads, check_jit, check_vmap
 from fxgrad.tree_util import tree_flatten
 
 
@@ -301,34 +300,6 @@ def test_jit_of_derivative_programs():
 # vmap against a Python loop over the examples, along the first axis, the last axis and a
 # negative axis; the batched program must not grow with the batch size (no loop fallback).
 
-def _in_axes_choices(ranks):
-    """in_axes for each subset of mapped operands, at axis 0, the last and a negative axis."""
-    for k in range(1, len(ranks) + 1):
-        for mapped in itertools.combinations(range(len(ranks)), k):
-            for axis_of in (lambda r: 0, lambda r: r, lambda r: -min(2, r + 1)):
-                yield tuple(axis_of(r) if i in mapped else None for i, r in enumerate(ranks))
-
-
-def _batch_of(make_args, in_axes, size):
-    """`size` examples (unmapped operands shared) and them stacked along their in_axes."""
-    first = make_args(0)
-    examples = [[x if a is not None else x0 for x, x0, a in zip(make_args(seed), first, in_axes)]
-                for seed in range(size)]
-    batched = [np.stack([ex[i] for ex in examples], a) if a is not None else first[i]
-               for i, a in enumerate(in_axes)]
-    return batched, examples
-
-
-def check_vmap_matches_loop(fn, make_args, rtol=1e-12):
-    for in_axes in _in_axes_choices([np.ndim(a) for a in make_args(0)]):
-        batched, examples = _batch_of(make_args, in_axes, 5)
-        out = fx.vmap(fn, in_axes=in_axes)(*batched)
-        expected = np.stack([fn(*ex) for ex in examples])
-        assert out.dtype == expected.dtype and out.shape == expected.shape, f"in_axes={in_axes}"
-        np.testing.assert_allclose(out, expected, rtol=rtol, err_msg=f"in_axes={in_axes}")
-        lengths = [len(fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(*b).eqns)
-                   for b in (_batch_of(make_args, in_axes, 2)[0], batched)]
-        assert lengths[0] == lengths[1], f"in_axes={in_axes}: the program grows with the batch"
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)],
@@ -337,7 +308,7 @@ def check_vmap_matches_loop(fn, make_args, rtol=1e-12):
 @pytest.mark.parametrize("name, fn, ref, domain", ALL, ids=_ids(ALL))
 def test_vmap_matches_loop(name, fn, ref, domain, shape, dtype, rtol):
     make_args = lambda seed: (domain(np.random.default_rng(seed), shape).astype(dtype),)
-    check_vmap_matches_loop(fn, make_args, rtol)
+    check_vmap(fn, make_args, rtol)
 
 
 def test_vmap_keeps_the_batch_axis_in_place():
