@@ -17,22 +17,28 @@ from fxgrad import tree_util
 from fxgrad.batching_api import vmap
 from fxgrad.api import (Lop, Rop, grad, hvp, jvp, linearize, make_jaxpr, value_and_grad,
                         vjp)
+from fxgrad.checkpoint import checkpoint, remat
 from fxgrad.config import config
-from fxgrad.control_flow import scan
+from fxgrad.control_flow import cond, scan, switch
+from fxgrad.custom_derivatives import custom_jvp, custom_vjp
 from fxgrad.core.errors import (ConcretizationError, FxgradError, FxTypeError, FxValueError,
                                 LeakedTracerError, TracerArrayConversionError)
 from fxgrad.core.ir import ClosedProgram, Program, ShapedArray
 from fxgrad.jacobians import hessian, jacfwd, jacrev
 from fxgrad.jit import jit
+from fxgrad.linear_transpose import linear_transpose
+from fxgrad.loops import fori_loop, while_loop
 from fxgrad.primitives.unary import stop_gradient
 from fxgrad.simplify import simplify
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "checkpoint", "custom_jvp", "custom_vjp", "remat",
+    "cond", "switch",
     "ClosedProgram", "ConcretizationError", "FxTypeError", "FxValueError", "FxgradError",
     "LeakedTracerError", "Lop", "Program", "Rop", "ShapedArray", "TracerArrayConversionError",
-    "config", "grad", "hessian", "hvp", "jacfwd", "jacrev", "jit", "jvp", "linearize",
-    "make_jaxpr", "scan", "simplify", "stop_gradient", "tree_util", "value_and_grad", "vjp",
-    "vmap",
+    "config", "fori_loop", "grad", "hessian", "hvp", "jacfwd", "jacrev", "jit", "jvp",
+    "linear_transpose", "linearize", "make_jaxpr", "scan", "simplify", "stop_gradient",
+    "tree_util", "value_and_grad", "vjp", "vmap", "while_loop",
 ]

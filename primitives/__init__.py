@@ -5,3 +5,6 @@ from fxgrad.primitives import dot, reduce  # noqa: F401
 from fxgrad.primitives import arith, logic, unary  # noqa: F401
 from fxgrad.primitives import indexing, shape  # noqa: F401
 from fxgrad.primitives import control  # noqa: F401
+from fxgrad.primitives import loops  # noqa: F401
+from fxgrad.primitives import branch  # noqa: F401
+from fxgrad.primitives import custom  # noqa: F401

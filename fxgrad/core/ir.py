@@ -206,6 +206,8 @@ class _Printer:
     def param(self, value: Any, indent: int) -> str:
         if isinstance(value, Program):
             return _Printer().program(value, indent + 4)
+        if isinstance(value, tuple) and value and all(isinstance(v, Program) for v in value):
+            return "(" + ", ".join(_Printer().program(v, indent + 4) for v in value) + ")"
         if isinstance(value, np.dtype) or isinstance(value, type):
             return np.dtype(value).name
         return repr(value)

@@ -219,9 +219,10 @@ def _drop_unused_consts(program: Program, consts: list[Any]) -> tuple[Program, l
 def _concretization_error(aval: ShapedArray, why: str) -> ConcretizationError:
     return ConcretizationError(at_user_line(
         f"{why} needs a concrete value, but got an abstract traced value {aval.str_short()}. "
-        "Inside jit, vmap, make_jaxpr or a scan body, values are abstract: use fnp.where or "
-        "fx.scan for data-dependent computation, or mark the argument static with "
-        "static_argnums if it is a Python constant."))
+        "Inside jit, vmap, make_jaxpr or a scan body, values are abstract: use fx.cond (or "
+        "fx.switch) to branch on a traced value, fnp.where to choose per element, fx.scan "
+        "for data-dependent loops, or mark the argument static with static_argnums if it "
+        "is a Python constant."))
 
 
 @contextlib.contextmanager
