@@ -39,23 +39,29 @@ def checkpoint(fun: Callable[..., Any], *,
     @api_boundary
     def remat_fun(*args: Any, **kwargs: Any) -> Any:
         nums = normalize_argnums(static, len(args), "checkpoint") if static else ()
-        dyn = tuple(a for i, a in enumerate(args) if i not in nums)
-        leaves, in_tree = flatten_args((dyn, kwargs))
-        out_trees = []
-
-        def flat_fun(*xs: Any) -> list[Any]:
-            dyn_args, dyn_kwargs = tree_unflatten(in_tree, xs)
-            it = iter(dyn_args)
-            full = [args[i] if i in nums else next(it) for i in range(len(args))]
-            out_leaves, out_tree = tree_flatten(fun(*full, **dyn_kwargs))
-            out_trees.append(out_tree)
-            return out_leaves
-
-        program, captured = trace_closed(flat_fun, [aval_of(x) for x in leaves], leaves)
-        outs = remat_call_p.bind(*captured, *leaves, program=program)
-        return tree_unflatten(out_trees[0], outs)
+        return _remat_apply(fun, nums, args, kwargs)
 
     return remat_fun
+
+
+def _remat_apply(fun: Callable[..., Any], static: tuple[int, ...], args: tuple[Any, ...],
+                 kwargs: dict) -> Any:
+    """Trace `fun` on the call's arguments into one `remat_call` equation and bind it."""
+    dyn = tuple(a for i, a in enumerate(args) if i not in static)
+    leaves, in_tree = flatten_args((dyn, kwargs))
+    out_trees = []
+
+    def flat_fun(*xs: Any) -> list[Any]:
+        dyn_args, dyn_kwargs = tree_unflatten(in_tree, xs)
+        it = iter(dyn_args)
+        full = [args[i] if i in static else next(it) for i in range(len(args))]
+        out_leaves, out_tree = tree_flatten(fun(*full, **dyn_kwargs))
+        out_trees.append(out_tree)
+        return out_leaves
+
+    # the arguments' values, where known, let Python control flow on them work
+    program, captured = trace_closed(flat_fun, [aval_of(x) for x in leaves], leaves)
+    return tree_unflatten(out_trees[0], remat_call_p.bind(*captured, *leaves, program=program))
 
 
 remat = checkpoint

@@ -25,8 +25,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from fxgrad.core.errors import FxTypeError, at_user_line
 from fxgrad.core.ir import Program, ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules, trace_to_program
@@ -325,7 +323,7 @@ def _custom_vjp_lin_batch(args: Sequence[Any], dims: Sequence[int | None], *, bw
     known, x_dots = args[:num_consts + num_res], args[num_consts + num_res:]
     known_dims, dot_dims = _cut(dims, num_consts + num_res)
     batched_outs = [ShapedArray((size, *a.shape), a.dtype) for a in out_avals]
-    # bwd outputs without a tangent operand are dropped later: leave them unbatched
+    # bwd outputs without a tangent operand are dropped by the transpose: just sum them
     it = iter(dot_dims)
     ct_targets = [next(it) if nz else None for nz in nonzero]
     new_bwd, captured = batch_traced(bwd, [*_batched_avals(known), *batched_outs],
