@@ -11,6 +11,8 @@ program the kernel runs, and `jit(jit(f))` simply traces through the inner one.
 from __future__ import annotations
 
 import functools
+import inspect
+import itertools
 import logging
 import os
 import time
@@ -44,6 +46,7 @@ class Entry:
         self.out_tree = out_tree
         self.donated = donated
         self.num_args = -1                # set when the fast path may use this entry
+        self.signature: dict[str, Any] = {}   # see JitFunction._signature
         self.kernel: Callable[..., Any] | None = None
         self.out_dtypes = tuple(v.aval.dtype for v in program.outvars)
         self.scalar_outs = tuple(i for i, v in enumerate(program.outvars) if v.aval.ndim == 0)
@@ -59,14 +62,23 @@ class Entry:
         self.after = tuple(lowered.literals)                     # and after them
         self.kernel = load_kernel(lowered.source)
         if config.log_compiles:
-            log.warning("fxgrad.jit: lowered a program of %d equations in %.3f s "
-                        "(numba compiles it on this first call)",
+            log.warning("fxgrad.jit: lowered a program of %d equations in %.3f s",
                         len(self.program.eqns), time.perf_counter() - start)
+
+    def _first_run(self, flat: Sequence[Any]) -> Any:
+        """Lower, then time the first kernel call: numba compiles (or loads) it there."""
+        self.lower()
+        start = time.perf_counter()
+        outs = self.run(flat)
+        if config.log_compiles:
+            log.warning("fxgrad.jit: compiled (or loaded from a cache) and ran the "
+                        "kernel in %.3f s", time.perf_counter() - start)
+        return outs
 
     def run(self, flat: Sequence[Any]) -> Any:
         """Call the kernel on prepared flat inputs; the outputs as the user's pytree."""
         if self.kernel is None:
-            self.lower()
+            return self._first_run(flat)
         try:
             outs = self.kernel(*self.before, *flat, *self.after)  # type: ignore[misc]
         except Exception as err:
@@ -144,22 +156,39 @@ class JitFunction:
         key, flat, tree, statics = self._split(args, kwargs)
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[key] = self._compile(flat, tree, args, kwargs, statics)
+            signature = self._signature(args, kwargs, statics)
+            cause = _miss_cause(signature, [e.signature for e in self._entries.values()])
+            entry = self._compile(flat, tree, args, kwargs, statics, cause)
+            entry.signature = signature
+            self._entries[key] = entry
         return entry, flat
 
+    def _signature(self, args: tuple[Any, ...], kwargs: dict,
+                   statics: tuple[int, ...]) -> dict[str, Any]:
+        """Per argument (named as the user knows it): its static value, or its pytree
+        structure and leaf shapes and dtypes. Cache misses are explained from these."""
+        names = _parameter_names(self.fun)
+        labelled = [(f"argument {i}" + (f" ({names[i]})" if i < len(names) else ""), a,
+                     i in statics) for i, a in enumerate(args)]
+        labelled += [(f"keyword argument {k!r}", v, k in self.static_argnames)
+                     for k, v in sorted(kwargs.items())]
+        return {label: _describe(value, static) for label, value, static in labelled}
+
     def _compile(self, flat: list[Any], tree: PyTreeDef, args: tuple[Any, ...], kwargs: dict,
-                 statics: tuple[int, ...]) -> Entry:
+                 statics: tuple[int, ...], cause: str = "") -> Entry:
         start = time.perf_counter()
         program, consts, out_tree = self._trace(flat, tree, args, kwargs, statics)
         if config.log_compiles:
-            log.warning("fxgrad.jit: traced %s for new signature %s in %.3f s",
+            log.warning("fxgrad.jit: traced %s for new signature %s in %.3f s; cause: %s",
                         getattr(self.fun, "__name__", "fun"),
-                        [f"{x.dtype}{list(x.shape)}" for x in flat], time.perf_counter() - start)
+                        [f"{x.dtype}{list(x.shape)}" for x in flat],
+                        time.perf_counter() - start, cause)
         return Entry(program, consts, out_tree,
                      self._donated_leaves(args, statics, len(consts)))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # Fast path: positional numpy arrays, no static arguments, signature seen before.
+        # Fast path: positional numpy arrays (rank >= 1), no static arguments, and a
+        # signature seen before; anything else takes `_call`.
         if not kwargs and not self.static_argnums and not config.disable_jit:
             try:
                 entry = self._fast[tuple([(a.shape, a.dtype) for a in args
@@ -179,7 +208,8 @@ class JitFunction:
         if any(isinstance(x, Tracer) for x in flat):
             outs = eval_program(entry.program, [*entry.consts, *flat])
             return tree_unflatten(entry.out_tree, outs)
-        if not kwargs and all(type(a) is np.ndarray for a in args) and len(flat) == len(args):
+        if not kwargs and all(type(a) is np.ndarray and a.ndim for a in args) \
+                and len(flat) == len(args):   # the fast path passes arrays as they are
             entry.num_args = len(args)
             self._fast[tuple((a.shape, a.dtype) for a in args)] = entry
         return entry.run([_prepare(x) for x in flat])
@@ -225,6 +255,96 @@ def _hashable(value: Any) -> Any:
         raise FxValueError(f"jit: static arguments must be hashable, got {value!r}; "
                            "pass tuples instead of lists, or make it a dynamic argument") from None
     return value
+
+
+def _parameter_names(fun: Callable[..., Any]) -> list[str]:
+    """Names of `fun`'s positional parameters, to name arguments in explanations."""
+    try:
+        params = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in itertools.takewhile(lambda p: p.kind in kinds, params)]
+
+
+def _describe(value: Any, static: bool) -> tuple[Any, ...]:
+    if static:
+        return ("static", value)
+    leaves, tree = tree_flatten(value)
+    leaves = [as_input(x, "a jit argument") for x in leaves]
+    return ("dynamic", tree, tuple((tuple(x.shape), np.dtype(x.dtype)) for x in leaves))
+
+
+def _compare(label: str, old: tuple[Any, ...], new: tuple[Any, ...]) -> list[str]:
+    """What changed in one argument, in words (empty when nothing did)."""
+    if old == new:
+        return []
+    if old[0] != new[0]:
+        return [f"{label} changed from {old[0]} to {new[0]}"]
+    if old[0] == "static":
+        return [f"static {label} changed from {old[1]!r} to {new[1]!r}"]
+    if old[1] != new[1]:
+        return [(f"{label} changed pytree structure from {_tree_text(old[1])} "
+                 f"to {_tree_text(new[1])}")]
+    changes = []
+    for i, ((old_shape, old_dtype), (shape, dtype)) in enumerate(zip(old[2], new[2])):
+        parts = [f"shape from {old_shape} to {shape}"] if old_shape != shape else []
+        parts += [f"dtype from {old_dtype} to {dtype}"] if old_dtype != dtype else []
+        if parts:
+            where = label if len(new[2]) == 1 else f"{label} leaf {i}"
+            changes.append(f"{where} changed {' and '.join(parts)}")
+    return changes
+
+
+def _tree_text(tree: PyTreeDef) -> str:
+    """A pytree structure with its node data (dict keys, field names) shown."""
+    if tree.node_type is None:
+        return "*"
+    inner = ", ".join(_tree_text(c) for c in tree.children)
+    aux = f"{tree.aux!r}: " if tree.aux is not None else ""
+    return f"{tree.node_type.__name__}({aux}{inner})"
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    found = [f"{label} was not passed before" for label in new if label not in old]
+    found += [f"{label} is no longer passed" for label in old if label not in new]
+    for label, described in new.items():
+        if label in old:
+            found += _compare(label, old[label], described)
+    return found
+
+
+def _miss_cause(signature: dict[str, Any], cached: list[dict[str, Any]]) -> str:
+    """Why `signature` misses the cache: "first call", or what changed relative to the
+    closest cached signature (the fewest differences; the latest of equally close)."""
+    if not cached:
+        return "first call"
+    closest = min((_differences(old, signature) for old in reversed(cached)), key=len)
+    return "; ".join(closest) or "the arguments match a cached signature"
+
+
+@api_boundary
+def explain_cache_miss(jitted: Any, /, *args: Any, **kwargs: Any) -> str:
+    """Would `jitted(*args, **kwargs)` compile anew, and why? Compares the call's
+    signature with the cached ones; calls nothing and compiles nothing.
+
+    >>> import fxgrad as fx, numpy as np
+    >>> f = fx.jit(lambda x: x * 2.0)
+    >>> _ = f(np.ones(3))
+    >>> print(fx.explain_cache_miss(f, np.ones(4)))
+    <lambda>: this call would compile a new signature: argument 0 (x) changed shape from (3,) to (4,)
+    """
+    if not isinstance(jitted, JitFunction):
+        raise FxValueError("explain_cache_miss expects a function made by fx.jit, "
+                           f"got {type(jitted).__name__}")
+    key, _, _, statics = jitted._split(args, kwargs)
+    name = getattr(jitted, "__name__", "function")
+    cached = [e.signature for e in jitted._entries.values()]
+    if key in jitted._entries:
+        return (f"{name}: this call would hit the cache (its signature is one of the "
+                f"{len(cached)} compiled)")
+    cause = _miss_cause(jitted._signature(args, kwargs, statics), cached)
+    return f"{name}: this call would compile a new signature: {cause}"
 
 
 def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
