@@ -18,10 +18,7 @@ from fxgrad.primitives.reduce import reduce_sum
 from fxgrad.test_util import check_grads, check_jit
 from fxgrad.tree_util import tree_flatten
 
-
-def _rand(*shapes, seed=0):
-    rng = np.random.default_rng(seed)
-    return tuple(rng.uniform(-2.0, 2.0, s) for s in shapes)
+from .helpers import case_ids, rand, squared
 
 
 def _np_pad(x, value, config):
@@ -79,35 +76,23 @@ CASES = [
 ]
 
 
-def _ids(cases):
-    return [c[0] for c in cases]
-
-
-def _squared(fn):
-    """fn(...)**2, so second derivatives of a linear fn are not identically zero."""
-    def f(*args):
-        y = fn(*args)
-        return mul(y, y)
-    return f
-
-
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_values_match_numpy(name, fn, ref, shapes):
-    args = _rand(*shapes)
+    args = rand(*shapes)
     out, expected = fn(*args), ref(*args)
     assert out.shape == expected.shape and out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-15, atol=1e-15)
 
 
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_grads(name, fn, ref, shapes):
-    check_grads(fn, _rand(*shapes), order=2, modes=("fwd", "rev"))
-    check_grads(_squared(fn), _rand(*shapes, seed=1), order=2, modes=("fwd", "rev"))
+    check_grads(fn, rand(*shapes), order=2, modes=("fwd", "rev"))
+    check_grads(squared(fn), rand(*shapes, seed=1), order=2, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_float32_preserved(name, fn, ref, shapes):
-    args = tuple(np.asarray(a, np.float32) for a in _rand(*shapes))
+    args = tuple(np.asarray(a, np.float32) for a in rand(*shapes))
     out, pullback = fx.vjp(fn, *args)
     assert out.dtype == np.float32
     cts = pullback(np.ones(out.shape, np.float32))
@@ -116,9 +101,9 @@ def test_float32_preserved(name, fn, ref, shapes):
     assert t_out.dtype == np.float32
 
 
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_params_are_hashable(name, fn, ref, shapes):
-    program = fx.make_jaxpr(fn)(*_rand(*shapes))
+    program = fx.make_jaxpr(fn)(*rand(*shapes))
     for eqn in program.eqns:
         hash(tuple(eqn.params.items()))
 
@@ -168,7 +153,7 @@ def test_gather_transpose_accumulates_repeated_indices():
 
 
 def test_gather_grad_with_2d_indices():
-    x = _rand((3, 4))[0]
+    x = rand((3, 4))[0]
     g = fx.grad(lambda x: _sum(mul(gather(x, GRID, 1), 2.0)))(x)
     expected = np.zeros((3, 4))
     np.add.at(expected, (slice(None), GRID), 2.0)
@@ -176,7 +161,7 @@ def test_gather_grad_with_2d_indices():
 
 
 def test_scatter_add_transpose_is_gather():
-    op, up = _rand((5,), (6,))
+    op, up = rand((5,), (6,))
     _, pullback = fx.vjp(lambda op, up: scatter_add(op, REPEATED, up, 0), op, up)
     ct = np.arange(5.0)
     ct_op, ct_up = pullback(ct)
@@ -185,9 +170,9 @@ def test_scatter_add_transpose_is_gather():
 
 
 def test_scatter_add_with_constant_operand():
-    up = _rand((6,))[0]
-    check_grads(_squared(lambda up: scatter_add(np.ones(5), REPEATED, up, 0)), (up,), order=2)
-    check_grads(_squared(lambda op: scatter_add(op, REPEATED, up, 0)), (np.ones(5),), order=2)
+    up = rand((6,))[0]
+    check_grads(squared(lambda up: scatter_add(np.ones(5), REPEATED, up, 0)), (up,), order=2)
+    check_grads(squared(lambda op: scatter_add(op, REPEATED, up, 0)), (np.ones(5),), order=2)
 
 
 def test_python_scalars_take_operand_dtype():
@@ -246,7 +231,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("name,thunk,message", ERRORS, ids=_ids(ERRORS))
+@pytest.mark.parametrize("name,thunk,message", ERRORS, ids=case_ids(ERRORS))
 def test_shape_errors(name, thunk, message):
     with pytest.raises(FxTypeError, match=message):
         thunk()
@@ -290,13 +275,13 @@ EDGE_CASES = [
 def _table_cases(dtype, names=None, scale=1.0):
     """The value cases of CASES and EDGE_CASES (those in `names`) on `dtype` arguments."""
     table = [(name, fn, shapes) for name, fn, _, shapes in CASES] + EDGE_CASES
-    return {name: (fn, tuple(np.asarray(a * scale, dtype) for a in _rand(*shapes, seed=k)))
+    return {name: (fn, tuple(np.asarray(a * scale, dtype) for a in rand(*shapes, seed=k)))
             for k, (name, fn, shapes) in enumerate(table) if names is None or name in names}
 
 
 def _index_operand_cases(dtype):
     """Indices as kernel arguments (arrays and scalars) rather than constants."""
-    x, up = np.asarray(_rand((4, 3))[0], dtype), np.asarray(_rand((2, 3, 3))[0], dtype)
+    x, up = np.asarray(rand((4, 3))[0], dtype), np.asarray(rand((2, 3, 3))[0], dtype)
     indices = np.array([[3, -1, 0], [9, 2, 2]])
     return {
         "gather operand indices": (lambda x, i: gather(x, i, 0), (x, indices)),
@@ -351,11 +336,11 @@ def _derivative_cases():
     """Gradients of every case (slices become pads, gathers scatter_adds, ...) and JVPs."""
     cases = {}
     for k, (name, fn, _, shapes) in enumerate(CASES):
-        args = _rand(*shapes, seed=k)
+        args = rand(*shapes, seed=k)
         argnums = tuple(range(len(shapes)))
         cases[f"{name} grad"] = (fx.grad(_sum_of_squares(fn), argnums=argnums), args)
         if name in SOME_CASES:
-            tangents = _rand(*shapes, seed=k + 100)
+            tangents = rand(*shapes, seed=k + 100)
             cases[f"{name} jvp"] = (lambda *a, fn=fn, t=tangents: fx.jvp(fn, a, t)[1], args)
     return cases
 
@@ -373,14 +358,14 @@ def _with_indices(shapes, index_shape, n, index_dtype=np.int64):
     """Examples: float operands of `shapes`, integer indices (some outside [0, n),
     some repeated) as the second argument."""
     def make(seed):
-        x, *rest = _rand(*shapes, seed=seed)
+        x, *rest = rand(*shapes, seed=seed)
         indices = np.random.default_rng(seed).integers(-2, n + 2, index_shape)
         return (x, np.asarray(indices).astype(index_dtype), *rest)
     return make
 
 
 # name, function, example maker (seed -> argument tuple)
-VMAP_CASES = [(name, fn, lambda seed, shapes=shapes: _rand(*shapes, seed=seed))
+VMAP_CASES = [(name, fn, lambda seed, shapes=shapes: rand(*shapes, seed=seed))
               for name, fn, _, shapes in CASES] + [
     ("gather operand indices", lambda x, i: gather(x, i, 1),
      _with_indices([(3, 4, 2)], (3, 2), 4)),
@@ -422,7 +407,7 @@ def _cast_floats(args, dtype):
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
-@pytest.mark.parametrize("name,fn,make", VMAP_CASES, ids=_ids(VMAP_CASES))
+@pytest.mark.parametrize("name,fn,make", VMAP_CASES, ids=case_ids(VMAP_CASES))
 def test_vmap_matches_loop(name, fn, make, dtype, rtol):
     examples = [_cast_floats(make(seed), dtype) for seed in range(3)]
     for in_axes in _in_axes_variants([np.ndim(a) for a in examples[0]]):
@@ -433,7 +418,7 @@ def test_vmap_matches_loop(name, fn, make, dtype, rtol):
                                    err_msg=f"in_axes={in_axes}")
 
 
-@pytest.mark.parametrize("name,fn,make", VMAP_CASES, ids=_ids(VMAP_CASES))
+@pytest.mark.parametrize("name,fn,make", VMAP_CASES, ids=case_ids(VMAP_CASES))
 def test_vmap_program_does_not_grow_with_the_batch(name, fn, make):
     for in_axes in _in_axes_variants([np.ndim(a) for a in make(0)]):
         programs = [fx.make_jaxpr(fx.vmap(fn, in_axes=in_axes))(
@@ -459,7 +444,7 @@ COMPOSED_CASES = [c for c in VMAP_CASES if c[0] in
                   ("pad_value_operand", "gather operand indices", "scatter_add operand indices")]
 
 
-@pytest.mark.parametrize("name,fn,make", COMPOSED_CASES, ids=_ids(COMPOSED_CASES))
+@pytest.mark.parametrize("name,fn,make", COMPOSED_CASES, ids=case_ids(COMPOSED_CASES))
 def test_vmap_of_grad_and_grad_of_vmap(name, fn, make):
     examples = [make(seed) for seed in range(4)]
     argnums = tuple(k for k, a in enumerate(examples[0]) if np.asarray(a).dtype.kind == "f")
@@ -472,7 +457,7 @@ def test_vmap_of_grad_and_grad_of_vmap(name, fn, make):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,fn,make", COMPOSED_CASES, ids=_ids(COMPOSED_CASES))
+@pytest.mark.parametrize("name,fn,make", COMPOSED_CASES, ids=case_ids(COMPOSED_CASES))
 def test_vmap_of_vmap(name, fn, make):
     outer_axes, inner_axes = (0,) + (None,) * (len(make(0)) - 1), (-1,) * len(make(0))
     grid = [[make(10 * a + b) for b in range(3)] for a in range(2)]

@@ -18,10 +18,7 @@ from fxgrad.primitives.shape import (broadcast_in_dim, concatenate, convert_elem
 from fxgrad.test_util import check_grads, check_jit, check_vmap
 from fxgrad.tree_util import tree_flatten
 
-
-def _rand(*shapes, seed=0):
-    rng = np.random.default_rng(seed)
-    return tuple(rng.uniform(-2.0, 2.0, s) for s in shapes)
+from .helpers import case_ids, rand, squared
 
 
 # name, fxgrad function, numpy reference, argument shapes
@@ -60,35 +57,23 @@ CASES = [
 ]
 
 
-def _ids(cases):
-    return [c[0] for c in cases]
-
-
-def _squared(fn):
-    """fn(...)**2, so second derivatives of a linear fn are not identically zero."""
-    def f(*args):
-        y = fn(*args)
-        return mul(y, y)
-    return f
-
-
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_values_match_numpy(name, fn, ref, shapes):
-    args = _rand(*shapes)
+    args = rand(*shapes)
     out, expected = fn(*args), ref(*args)
     assert out.shape == expected.shape and out.dtype == expected.dtype
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_grads(name, fn, ref, shapes):
-    check_grads(fn, _rand(*shapes), order=2, modes=("fwd", "rev"))
-    check_grads(_squared(fn), _rand(*shapes, seed=1), order=2, modes=("fwd", "rev"))
+    check_grads(fn, rand(*shapes), order=2, modes=("fwd", "rev"))
+    check_grads(squared(fn), rand(*shapes, seed=1), order=2, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_float32_preserved(name, fn, ref, shapes):
-    args = tuple(a.astype(np.float32) for a in _rand(*shapes))
+    args = tuple(a.astype(np.float32) for a in rand(*shapes))
     out, pullback = fx.vjp(fn, *args)
     assert out.dtype == np.float32
     cts = pullback(np.ones(out.shape, np.float32))
@@ -97,9 +82,9 @@ def test_float32_preserved(name, fn, ref, shapes):
     assert t_out.dtype == np.float32
 
 
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_params_are_hashable(name, fn, ref, shapes):
-    program = fx.make_jaxpr(fn)(*_rand(*shapes))
+    program = fx.make_jaxpr(fn)(*rand(*shapes))
     for eqn in program.eqns:
         hash(tuple(eqn.params.items()))
 
@@ -112,7 +97,7 @@ def test_broadcast_transpose_sums_expanded_axes():
 
 
 def test_concatenate_transpose_slices_pieces():
-    a, b, c = _rand((2, 3), (1, 3), (4, 3))
+    a, b, c = rand((2, 3), (1, 3), (4, 3))
     _, pullback = fx.vjp(lambda a, b, c: concatenate([a, b, c], 0), a, b, c)
     ct = np.arange(21.0).reshape(7, 3)
     for got, want in zip(pullback(ct), (ct[:2], ct[2:3], ct[3:])):
@@ -120,8 +105,8 @@ def test_concatenate_transpose_slices_pieces():
 
 
 def test_concatenate_with_constant_operand():
-    a, b = _rand((2, 3), (1, 3))
-    check_grads(_squared(lambda a: concatenate([b, a, b], 0)), (a,), order=2)
+    a, b = rand((2, 3), (1, 3))
+    check_grads(squared(lambda a: concatenate([b, a, b], 0)), (a,), order=2)
 
 
 def test_wrappers_normalise_params():
@@ -142,10 +127,10 @@ def test_convert_values_and_dtypes():
 
 
 def test_convert_float_grads():
-    x32 = _rand((3,))[0].astype(np.float32)
-    check_grads(_squared(lambda x: convert_element_type(x, np.float64)), (x32,), order=2)
-    x64 = _rand((3,))[0]
-    f = _squared(lambda x: convert_element_type(convert_element_type(x, np.float32),
+    x32 = rand((3,))[0].astype(np.float32)
+    check_grads(squared(lambda x: convert_element_type(x, np.float64)), (x32,), order=2)
+    x64 = rand((3,))[0]
+    f = squared(lambda x: convert_element_type(convert_element_type(x, np.float32),
                                                 np.float64))
     check_grads(f, (x64,), order=2, eps=1e-2, tol=1e-3)
 
@@ -218,7 +203,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("name,thunk,message", ERRORS, ids=_ids(ERRORS))
+@pytest.mark.parametrize("name,thunk,message", ERRORS, ids=case_ids(ERRORS))
 def test_shape_errors(name, thunk, message):
     with pytest.raises(FxTypeError, match=message):
         thunk()
@@ -270,7 +255,7 @@ EDGE_CASES = [
 def _table_cases(dtype, names=None, scale=1.0):
     """The value cases of CASES and EDGE_CASES (those in `names`) on `dtype` arguments."""
     table = [(name, fn, shapes) for name, fn, _, shapes in CASES] + EDGE_CASES
-    return {name: (fn, tuple(np.asarray(a * scale, dtype) for a in _rand(*shapes, seed=k)))
+    return {name: (fn, tuple(np.asarray(a * scale, dtype) for a in rand(*shapes, seed=k)))
             for k, (name, fn, shapes) in enumerate(table) if names is None or name in names}
 
 
@@ -329,13 +314,13 @@ def _derivative_cases():
     """Gradients of every case (their VJPs are the transposes) and a few JVPs."""
     cases = {}
     for k, (name, fn, _, shapes) in enumerate(CASES):
-        args = _rand(*shapes, seed=k)
+        args = rand(*shapes, seed=k)
         argnums = tuple(range(len(shapes)))
         cases[f"{name} grad"] = (fx.grad(_sum_of_squares(fn), argnums=argnums), args)
         if name in SOME_CASES:
-            tangents = _rand(*shapes, seed=k + 100)
+            tangents = rand(*shapes, seed=k + 100)
             cases[f"{name} jvp"] = (lambda *a, fn=fn, t=tangents: fx.jvp(fn, a, t)[1], args)
-    x = _rand((2, 3))[0]
+    x = rand((2, 3))[0]
     for name, f in [("to f32", lambda a: convert_element_type(a, np.float32)),
                     ("round trip", lambda a: convert_element_type(
                         convert_element_type(a, np.float32), np.float64))]:
@@ -356,23 +341,23 @@ def test_jit_of_derivative_programs():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_vmap_matches_loop(name, fn, ref, shapes, dtype):
-    make_args = lambda seed: tuple(a.astype(dtype) for a in _rand(*shapes, seed=seed))
+    make_args = lambda seed: tuple(a.astype(dtype) for a in rand(*shapes, seed=seed))
     check_vmap(fn, make_args, rtol=0)
 
 
 @pytest.mark.parametrize("target", [np.float32, np.int64, np.bool_, np.complex128])
 @pytest.mark.parametrize("shape", [(2, 3), ()], ids=str)
 def test_convert_vmap_matches_loop(shape, target):
-    make_args = lambda seed: (_rand(shape, seed=seed)[0],)
+    make_args = lambda seed: (rand(shape, seed=seed)[0],)
     check_vmap(lambda x: convert_element_type(x, target), make_args, rtol=0)
 
 
-@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=_ids(CASES))
+@pytest.mark.parametrize("name,fn,ref,shapes", CASES, ids=case_ids(CASES))
 def test_vmap_along_the_first_axis_adds_no_equations(name, fn, ref, shapes):
     """Each primitive batched along axis 0 is that primitive alone: no transposes."""
-    args = _rand(*shapes)
+    args = rand(*shapes)
     batched = [np.stack([a, a]) for a in args]
     assert (len(fx.make_jaxpr(fx.vmap(fn))(*batched).eqns)
             == len(fx.make_jaxpr(fn)(*args).eqns))
@@ -380,7 +365,7 @@ def test_vmap_along_the_first_axis_adds_no_equations(name, fn, ref, shapes):
 
 def test_vmap_along_the_last_axis_of_reshapes_adds_no_transposes():
     chain = lambda x: expand_dims(squeeze(reshape(x, (3, 1, 2)), (1,)), (0,))
-    x = _rand((2, 3, 5))[0]
+    x = rand((2, 3, 5))[0]
     program = fx.make_jaxpr(fx.vmap(chain, in_axes=-1, out_axes=-1))(x)
     assert [e.prim.name for e in program.eqns] == ["reshape", "squeeze", "expand_dims"]
     np.testing.assert_array_equal(fx.vmap(chain, in_axes=-1, out_axes=-1)(x),
@@ -403,7 +388,7 @@ def _summed(fn):
 
 
 def test_vmap_of_grad():
-    xs, y = _rand((5, 2, 3), (1, 3), seed=40)
+    xs, y = rand((5, 2, 3), (1, 3), seed=40)
     grad = fx.grad(_summed(_all_shape), argnums=(0, 1))
     gx, gy = fx.vmap(grad, in_axes=(0, None))(xs, y)
     expected = [grad(x, y) for x in xs]
@@ -412,7 +397,7 @@ def test_vmap_of_grad():
 
 
 def test_grad_of_vmap():
-    xs, y = _rand((2, 3, 5), (1, 3), seed=41)
+    xs, y = rand((2, 3, 5), (1, 3), seed=41)
     batched = _summed(fx.vmap(_all_shape, in_axes=(-1, None)))
     gx, gy = fx.grad(batched, argnums=(0, 1))(xs, y)
     per_example = [fx.grad(_summed(_all_shape), argnums=(0, 1))(xs[..., k], y) for k in range(5)]
@@ -421,14 +406,14 @@ def test_grad_of_vmap():
 
 
 def test_vmap_of_vmap():
-    xs, ys = _rand((4, 2, 3), (5, 1, 3), seed=42)
+    xs, ys = rand((4, 2, 3), (5, 1, 3), seed=42)
     out = fx.vmap(fx.vmap(_all_shape, in_axes=(0, None)), in_axes=(None, 0))(xs, ys)
     np.testing.assert_array_equal(out, np.array([[_all_shape(x, y) for x in xs] for y in ys]))
 
 
 def test_jit_of_vmap():
     """Every case batched along axis 0, and a concatenation with a shared operand."""
-    args = {name: [np.stack(a) for a in zip(*(_rand(*shapes, seed=k) for k in range(3)))]
+    args = {name: [np.stack(a) for a in zip(*(rand(*shapes, seed=k) for k in range(3)))]
             for name, _, _, shapes in CASES}
     functions = {name: fn for name, fn, _, _ in CASES}
 
@@ -436,4 +421,4 @@ def test_jit_of_vmap():
         out = {name: functions[name](*batched[name]) for name in functions}
         out["concatenate shared"] = concatenate([batched["reshape"][0], shared], 0)
         return out
-    check_jit(fx.vmap(table, in_axes=(0, None)), (args, _rand((1, 3))[0]), rtol=0)
+    check_jit(fx.vmap(table, in_axes=(0, None)), (args, rand((1, 3))[0]), rtol=0)
