@@ -241,14 +241,15 @@ def _reads_reduction(eqn: Eqn, run: list[tuple[int, Eqn]]) -> bool:
 
 def _scalar_form(builder: Builder, eqn: Eqn, env: dict[int, Any],
                  run: list[tuple[int, Eqn]], uses: dict[int, int]) -> bool:
+    """Lower `eqn` on scalars (after flushing the pending fused run) if it has a scalar form."""
     from fxgrad.jit import scalarize
-    small = scalarize.LIMIT
-    if eqn.prim.multiple_results or eqn.outputs[0].aval.size > small or \
-            all(a.aval.ndim == 0 for a in [*eqn.inputs, *eqn.outputs]):
+    handler = scalarize.scalar_handler(eqn, lowering_rules)
+    if handler is None:
         return False
     _flush(builder, run, env, uses)
     run.clear()
-    return scalarize.try_lower(builder, eqn, env, lowering_rules)
+    scalarize.lower_scalarized(builder, eqn, env, handler)
+    return True
 
 
 def _uses_after(program: Program) -> dict[int, int]:

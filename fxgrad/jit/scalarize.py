@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fxgrad.core.ir import Eqn, Literal, ShapedArray, Var
+from fxgrad.core.ir import Eqn, Literal, ShapedArray
 from fxgrad.interpreters.evaluation import impl_rules
 
 LIMIT = 64
@@ -80,21 +80,24 @@ def _small(aval: ShapedArray) -> bool:
     return aval.size <= LIMIT
 
 
-def try_lower(builder: Any, eqn: Eqn, env: dict[int, Any], rules: dict) -> bool:
-    """Lower `eqn` on scalars if it is small and has a scalar form; else return False."""
+def scalar_handler(eqn: Eqn, rules: dict) -> Callable[..., Elems] | None:
+    """How to lower `eqn` on scalars, or None if it is not small or has no scalar form
+    (an equation over rank-0 values only is left to the ordinary scalar path)."""
     if eqn.prim.multiple_results or not _small(eqn.outputs[0].aval):
-        return False
+        return None
     if all(a.aval.ndim == 0 for a in [*eqn.inputs, *eqn.outputs]):
-        return False
+        return None
     if not all(_small(a.aval) for a in eqn.inputs):
-        return False
-    handler = _handler(eqn, rules)
-    if handler is None:
-        return False
+        return None
+    return _handler(eqn, rules)
+
+
+def lower_scalarized(builder: Any, eqn: Eqn, env: dict[int, Any],
+                     handler: Callable[..., Elems]) -> None:
+    """Lower `eqn` element by element; its output becomes an `Elems` (or a scalar)."""
     ops = [as_elems(builder, env, a) for a in eqn.inputs]
     result = handler(builder, eqn, ops)
     env[id(eqn.outputs[0])] = result.exprs[0] if result.aval.ndim == 0 else result
-    return True
 
 
 def _handler(eqn: Eqn, rules: dict) -> Callable[..., Elems] | None:
@@ -204,6 +207,5 @@ def is_small_array(aval: ShapedArray) -> bool:
     return 0 < aval.ndim and aval.size <= LIMIT and aval.size > 0
 
 
-__all__ = ["Elems", "LIMIT", "as_elems", "is_small_array", "load", "materialize", "try_lower"]
-
-_ = Var  # re-exported type used in annotations by callers
+__all__ = ["Elems", "LIMIT", "as_elems", "is_small_array", "load", "lower_scalarized",
+           "materialize", "scalar_handler"]
