@@ -8,3 +8,5 @@ from fxgrad.primitives import control  # noqa: F401
 from fxgrad.primitives import loops  # noqa: F401
 from fxgrad.primitives import branch  # noqa: F401
 from fxgrad.primitives import custom  # noqa: F401
+from fxgrad.primitives import linalg, decompositions  # noqa: F401
+from fxgrad.primitives import special  # noqa: F401

@@ -40,6 +40,7 @@ from fxgrad.numpy.shaping import (append, array_split, atleast_1d, atleast_2d, a
                                   hstack, moveaxis, ndim, pad, ravel, repeat, reshape, roll,
                                   shape, size, split, squeeze, stack, swapaxes, tile, transpose,
                                   vsplit, vstack)
+from fxgrad.numpy import linalg
 
 # numpy's constants, dtypes and dtype utilities, as they are
 pi, e, inf, nan, euler_gamma, newaxis = _np.pi, _np.e, _np.inf, _np.nan, _np.euler_gamma, None

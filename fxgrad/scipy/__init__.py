@@ -4,3 +4,5 @@
 (erf, gammaln, logsumexp, ...) mirror their SciPy namesakes over fxgrad primitives, so
 they work on arrays and traced values alike.
 """
+from fxgrad.scipy import linalg  # noqa: F401
+from fxgrad.scipy import special  # noqa: F401
