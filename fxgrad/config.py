@@ -23,7 +23,14 @@ class Config:
     `simplify_assume_finite` (FXGRAD_SIMPLIFY_ASSUME_FINITE): let the simplifier use
     x*0 = 0 and x-x = 0, which are wrong for inf and nan.
     `jit_parallel` (FXGRAD_JIT_PARALLEL, default on): run fused loops over at least
-    2**17 elements on all cores (numba prange)."""
+    2**17 elements on all cores (numba prange).
+    `jit_cache_size` (FXGRAD_JIT_CACHE_SIZE, default 1024): signatures each jitted
+    function keeps; beyond it the least recently used is dropped (and retraced if
+    called again).
+    `kernel_cache_size` (FXGRAD_KERNEL_CACHE_SIZE, default 1024): compiled kernels kept
+    in memory across all jitted functions, least recently used dropped first.
+
+    Options are process-wide: every thread sees the same values."""
 
     def __init__(self) -> None:
         self.disable_jit = _env_flag("FXGRAD_DISABLE_JIT")
@@ -32,6 +39,8 @@ class Config:
         self.cache_dir: str | None = os.environ.get("FXGRAD_CACHE_DIR") or None
         self.simplify_assume_finite = _env_flag("FXGRAD_SIMPLIFY_ASSUME_FINITE")
         self.jit_parallel = os.environ.get("FXGRAD_JIT_PARALLEL", "1") != "0"
+        self.jit_cache_size = int(os.environ.get("FXGRAD_JIT_CACHE_SIZE", "1024"))
+        self.kernel_cache_size = int(os.environ.get("FXGRAD_KERNEL_CACHE_SIZE", "1024"))
 
     def update(self, name: str, value: Any) -> None:
         if not hasattr(self, name):

@@ -7,6 +7,11 @@ A missing entry is made by tracing the function abstractly, simplifying the prog
 through the cache. Under another transformation (tracer arguments) the cached program
 is *inlined*: evaluated on the tracers, so `grad(jit(f))` differentiates the same
 program the kernel runs, and `jit(jit(f))` simply traces through the inner one.
+
+Threads may share jitted functions: tracing happens outside any lock (so a function
+that calls other jitted functions cannot deadlock), and a short lock per function
+makes every thread use the first entry stored for a signature. Each function keeps
+at most `config.jit_cache_size` signatures, dropping the least recently used.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ import inspect
 import itertools
 import logging
 import os
+import threading
 import time
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -31,6 +38,9 @@ from fxgrad.jit.lowering import lower_program
 from fxgrad.tree_util import PyTreeDef, tree_flatten, tree_unflatten
 
 log = logging.getLogger("fxgrad.jit")
+_clock = itertools.count()   # use times, for least-recently-used eviction
+_live: "weakref.WeakSet[JitFunction]" = weakref.WeakSet()   # for clear_caches
+_live_lock = threading.Lock()
 
 
 class Entry:
@@ -47,7 +57,11 @@ class Entry:
         self.donated = donated
         self.num_args = -1                # set when the fast path may use this entry
         self.signature: dict[str, Any] = {}   # see JitFunction._signature
+        self.key: Any = None                  # this entry's key in JitFunction._entries
         self.kernel: Callable[..., Any] | None = None
+        self.compiled = False             # has the kernel run (been compiled) once?
+        self.last_used = next(_clock)
+        self._lock = threading.Lock()
         self.out_dtypes = tuple(v.aval.dtype for v in program.outvars)
         self.scalar_outs = tuple(i for i, v in enumerate(program.outvars) if v.aval.ndim == 0)
         self.single_leaf = out_tree.num_leaves == 1 and out_tree.node_type is None
@@ -55,6 +69,11 @@ class Entry:
     def lower(self) -> None:
         if self.kernel is not None:
             return
+        with self._lock:
+            if self.kernel is None:
+                self._lower()
+
+    def _lower(self) -> None:
         start = time.perf_counter()
         lowered = lower_program(self.program, self.donated)
         self.source = lowered.source
@@ -66,10 +85,15 @@ class Entry:
                         len(self.program.eqns), time.perf_counter() - start)
 
     def _first_run(self, flat: Sequence[Any]) -> Any:
-        """Lower, then time the first kernel call: numba compiles (or loads) it there."""
+        """Lower, then time the first kernel call: numba compiles (or loads) it there.
+        One thread at a time; an interrupted first call leaves the entry to retry."""
         self.lower()
         start = time.perf_counter()
-        outs = self.run(flat)
+        with self._lock:
+            if not self.compiled:   # asked again: the kernel may have left the cache
+                self.kernel = load_kernel(self.source)
+            outs = self._call_kernel(flat)
+            self.compiled = True
         if config.log_compiles:
             log.warning("fxgrad.jit: compiled (or loaded from a cache) and ran the "
                         "kernel in %.3f s", time.perf_counter() - start)
@@ -77,8 +101,12 @@ class Entry:
 
     def run(self, flat: Sequence[Any]) -> Any:
         """Call the kernel on prepared flat inputs; the outputs as the user's pytree."""
-        if self.kernel is None:
+        if not self.compiled:
             return self._first_run(flat)
+        self.last_used = next(_clock)
+        return self._call_kernel(flat)
+
+    def _call_kernel(self, flat: Sequence[Any]) -> Any:
         try:
             outs = self.kernel(*self.before, *flat, *self.after)  # type: ignore[misc]
         except Exception as err:
@@ -125,6 +153,9 @@ class JitFunction:
         self.donate_argnums = tuple(donate_argnums)
         self._entries: dict[Any, Entry] = {}
         self._fast: dict[Any, Entry] = {}
+        self._lock = threading.Lock()     # guards changes to _entries and _fast
+        with _live_lock:
+            _live.add(self)
 
     def _split(self, args: tuple[Any, ...], kwargs: dict) -> tuple[Any, list[Any], PyTreeDef, tuple[Any, ...]]:
         statics = normalize_argnums(self.static_argnums, len(args), "jit") if self.static_argnums else ()
@@ -150,18 +181,41 @@ class JitFunction:
         if config.jit_simplify:
             from fxgrad.simplify import simplify_program
             program, consts = simplify_program(program, consts)
-        return program, consts, store.tree  # type: ignore[return-value]
+        return program, consts, store.tree
 
     def _entry(self, args: tuple[Any, ...], kwargs: dict) -> tuple[Entry, list[Any]]:
         key, flat, tree, statics = self._split(args, kwargs)
         entry = self._entries.get(key)
         if entry is None:
             signature = self._signature(args, kwargs, statics)
-            cause = _miss_cause(signature, [e.signature for e in self._entries.values()])
+            cause = _miss_cause(signature, [e.signature for e in list(self._entries.values())])
             entry = self._compile(flat, tree, args, kwargs, statics, cause)
-            entry.signature = signature
-            self._entries[key] = entry
+            entry.signature, entry.key = signature, key
+            with self._lock:   # another thread may have stored this signature meanwhile
+                entry = self._entries.setdefault(key, entry)
+                self._evict()
         return entry, flat
+
+    def _evict(self) -> None:
+        """Drop the least recently used entries beyond `config.jit_cache_size`."""
+        while len(self._entries) > max(int(config.jit_cache_size), 1):
+            key = min(self._entries, key=lambda k: self._entries[k].last_used)
+            old = self._entries.pop(key)
+            for fast_key in [k for k, e in self._fast.items() if e is old]:
+                del self._fast[fast_key]
+
+    def clear_cache(self) -> None:
+        """Forget every traced signature of this function (compiled kernels stay in
+        the kernel cache, so retracing a signature does not compile again).
+
+        >>> import fxgrad as fx, numpy as np
+        >>> f = fx.jit(lambda x: x + 1.0)
+        >>> _ = f(np.ones(2)); f.clear_cache(); f(np.ones(2))
+        array([2., 2.])
+        """
+        with self._lock:
+            self._entries.clear()
+            self._fast.clear()
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict,
                    statics: tuple[int, ...]) -> dict[str, Any]:
@@ -210,8 +264,10 @@ class JitFunction:
             return tree_unflatten(entry.out_tree, outs)
         if not kwargs and all(type(a) is np.ndarray and a.ndim for a in args) \
                 and len(flat) == len(args):   # the fast path passes arrays as they are
-            entry.num_args = len(args)
-            self._fast[tuple((a.shape, a.dtype) for a in args)] = entry
+            with self._lock:
+                if self._entries.get(entry.key) is entry:   # not evicted meanwhile
+                    entry.num_args = len(args)
+                    self._fast[tuple((a.shape, a.dtype) for a in args)] = entry
         return entry.run([_prepare(x) for x in flat])
 
     def _donated_leaves(self, args: tuple[Any, ...], statics: tuple[int, ...],
@@ -219,7 +275,8 @@ class JitFunction:
         """Program input indices of the leaves of the donated arguments."""
         donated = set(normalize_argnums(self.donate_argnums, len(args), "jit")
                       if self.donate_argnums else ())
-        indices, position = [], offset
+        indices: list[int] = []
+        position = offset
         for i, arg in enumerate(args):
             if i in statics:
                 continue
@@ -339,12 +396,32 @@ def explain_cache_miss(jitted: Any, /, *args: Any, **kwargs: Any) -> str:
                            f"got {type(jitted).__name__}")
     key, _, _, statics = jitted._split(args, kwargs)
     name = getattr(jitted, "__name__", "function")
-    cached = [e.signature for e in jitted._entries.values()]
+    cached = [e.signature for e in list(jitted._entries.values())]
     if key in jitted._entries:
         return (f"{name}: this call would hit the cache (its signature is one of the "
                 f"{len(cached)} compiled)")
     cause = _miss_cause(jitted._signature(args, kwargs, statics), cached)
     return f"{name}: this call would compile a new signature: {cause}"
+
+
+def clear_caches() -> None:
+    """Forget every traced signature of every jitted function and every compiled
+    kernel held in memory (as `jax.clear_caches`). The disk cache stays, so the next
+    calls retrace and reload machine code rather than compile it.
+
+    >>> import fxgrad as fx, numpy as np
+    >>> f = fx.jit(lambda x: x * 3.0)
+    >>> _ = f(np.ones(2)); fx.clear_caches(); f(np.ones(2))
+    array([3., 3.])
+    """
+    from fxgrad.jit.cache import clear_memory_cache
+    from fxgrad.primitives.custom import tangent_program
+    with _live_lock:
+        functions = list(_live)
+    for fun in functions:
+        fun.clear_cache()
+    clear_memory_cache()
+    tangent_program.cache_clear()
 
 
 def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),

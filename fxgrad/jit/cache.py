@@ -6,7 +6,10 @@ Python's and fxgrad's versions. numba's `cache=True` then keeps the machine code
 beside it, so a second process compiles nothing. Sources are written atomically
 (temporary file + rename), so processes sharing the cache never see half a file.
 An unwritable or corrupted cache is reported with a warning and the kernel is
-compiled in memory instead. In memory, compiled kernels are shared by hash.
+compiled in memory instead. In memory, compiled kernels are shared by hash in a
+least-recently-used table of at most `config.kernel_cache_size` entries; the table
+is filled under a lock, so threads asking for one kernel share one dispatcher (numba
+serializes compilation itself with its global compiler lock).
 """
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +29,8 @@ import numba
 from fxgrad.config import config
 
 FXGRAD_CODEGEN_VERSION = "3"
-_compiled: dict[str, Callable[..., Any]] = {}
+_compiled: OrderedDict[str, Callable[..., Any]] = OrderedDict()   # oldest use first
+_lock = threading.RLock()
 
 
 def default_cache_dir() -> Path:
@@ -53,7 +59,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _load_from_file(path: Path, key: str) -> Callable[..., Any]:
-    spec = importlib.util.spec_from_file_location(f"fxgrad_kernel_{key}", path)
+    spec = importlib.util.spec_from_file_location(_module_name(key), path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module   # numba's cache locates functions through it
@@ -75,10 +81,29 @@ def kernel_path(key: str) -> Path:
 def load_kernel(source: str) -> Callable[..., Any]:
     """A (lazily compiling) numba dispatcher for `source`, through the disk cache."""
     key = source_hash(source)
-    fn = _compiled.get(key)
-    if fn is None:
-        fn = _compiled[key] = _load(source, key)
+    with _lock:
+        fn = _compiled.get(key)
+        if fn is None:
+            fn = _load(source, key)
+        _remember(key, fn)
     return fn
+
+
+def _remember(key: str, fn: Callable[..., Any]) -> None:
+    """Mark `key` most recently used; forget the least recently used beyond the bound.
+
+    A forgotten kernel's module leaves `sys.modules` too, so its machine code is freed
+    once no jitted function holds it (numba needs the module only to load a kernel from
+    the disk cache, which `load_kernel` redoes when asked again)."""
+    _compiled[key] = fn
+    _compiled.move_to_end(key)
+    while len(_compiled) > max(int(config.kernel_cache_size), 1):
+        old, _ = _compiled.popitem(last=False)
+        sys.modules.pop(_module_name(old), None)
+
+
+def _module_name(key: str) -> str:
+    return f"fxgrad_kernel_{key}"
 
 
 def _load(source: str, key: str) -> Callable[..., Any]:
@@ -97,9 +122,19 @@ def _load(source: str, key: str) -> Callable[..., Any]:
 def recompile_in_memory(source: str) -> Callable[..., Any]:
     """Replace a kernel whose cached machine code failed to load."""
     fn = _compile_in_memory(source)
-    _compiled[source_hash(source)] = fn
+    with _lock:
+        _remember(source_hash(source), fn)
     return fn
 
 
 def clear_memory_cache() -> None:
-    _compiled.clear()
+    """Forget every compiled kernel held in memory (the disk cache stays)."""
+    with _lock:
+        for key in _compiled:
+            sys.modules.pop(_module_name(key), None)
+        _compiled.clear()
+
+
+def memory_cache_size() -> int:
+    """How many compiled kernels are held in memory."""
+    return len(_compiled)

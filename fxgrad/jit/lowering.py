@@ -336,6 +336,7 @@ def _loop_range(builder: Builder, size: int, parallel_ok: bool) -> str:
 
 def _start_accumulator(builder: Builder, eqn: Eqn) -> str:
     dtype = eqn.outputs[0].aval.dtype
+    start: int | str
     if eqn.prim.name == "reduce_sum":
         start = 0
     elif dtype.kind == "f":
