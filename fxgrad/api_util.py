@@ -36,8 +36,9 @@ class OutStore:
     """Remembers the output pytree structure of a traced function."""
 
     def __init__(self) -> None:
-        self.tree: PyTreeDef | None = None
-        self.aux_tree: PyTreeDef | None = None
+        # set when the function is traced, which every user of a store does first
+        self.tree: PyTreeDef = None  # type: ignore[assignment]
+        self.aux_tree: PyTreeDef = None  # type: ignore[assignment]
         self.num_main = 0
 
 

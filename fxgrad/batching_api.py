@@ -106,6 +106,7 @@ def _place_outputs(outs: list[Any], dims: list[int | None], out_axes: Axes,
             continue
         shape = aval_of(out).shape if d is not None else (size, *aval_of(out).shape)
         target = _normalize(target, shape, "out_axes", f"batched output leaf {i}")
+        assert target is not None
         placed.append(move_axis(out, d, target, size))
     return placed
 

@@ -74,9 +74,10 @@ class _Call:
         self.static = normalize_argnums(nondiff_argnums, len(args), _name(fun)) \
             if nondiff_argnums else ()
         self.nondiff = [args[i] for i in self.static]
-        self.in_tree: PyTreeDef | None = None
+        # the trees are set by flatten() and trace_fun(), which come before their uses
+        self.in_tree: PyTreeDef = None  # type: ignore[assignment]
         self.avals: list[ShapedArray] = []
-        self.out_tree: PyTreeDef | None = None
+        self.out_tree: PyTreeDef = None  # type: ignore[assignment]
         self.out_avals: list[ShapedArray] = []
 
     def flatten(self, args: tuple[Any, ...]) -> list[Any]:
@@ -165,6 +166,7 @@ class custom_jvp:
 
         def flat_jvp(*leaves: Any) -> list[Any]:
             primals, tangents = call.diff_args(leaves[:num]), call.diff_args(leaves[num:])
+            assert self.jvp is not None   # _start checked that the rule is defined
             out = self.jvp(*call.nondiff, primals, tangents)
             if not (isinstance(out, (tuple, list)) and len(out) == 2):
                 raise FxTypeError(at_user_line(
@@ -227,6 +229,7 @@ class custom_vjp:
 
     def _flat_fwd(self, call: _Call, res_tree: list[PyTreeDef]) -> Callable[..., list[Any]]:
         def flat_fwd(*leaves: Any) -> list[Any]:
+            assert self.fwd is not None
             out = self.fwd(*call.full_args(leaves))
             if not (isinstance(out, (tuple, list)) and len(out) == 2):
                 raise FxTypeError(at_user_line(
@@ -244,6 +247,7 @@ class custom_vjp:
         def flat_bwd(*leaves: Any) -> list[Any]:
             n = res_tree.num_leaves
             res = tree_unflatten(res_tree, leaves[:n])
+            assert self.bwd is not None
             cts = self.bwd(*call.nondiff, res, call.output(leaves[n:]))
             return self._flat_cts(call, cts)
 

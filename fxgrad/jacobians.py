@@ -30,7 +30,7 @@ def _basis(aval: ShapedArray, j: int) -> np.ndarray:
     return e.reshape(aval.shape)
 
 
-def _map_basis(linear: Callable[[Any], list[Any]], aval: ShapedArray) -> list[Any]:
+def _map_basis(linear: Callable[..., list[Any]], aval: ShapedArray) -> list[Any]:
     """`linear` applied to each basis vector of `aval`, results stacked on a new axis 0.
 
     One application is traced and `vmap`ped over the rows of the identity, so the

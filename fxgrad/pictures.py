@@ -152,7 +152,18 @@ def render(program: Program | ClosedProgram, path: str | os.PathLike[str],
     """Draw `program` into `path` with Graphviz; the format comes from the extension.
 
     Returns the path written. Raises `FxgradError` saying how to install Graphviz
-    when its `dot` executable cannot be found."""
+    when its `dot` executable cannot be found.
+
+    >>> import fxgrad as fx, os, tempfile
+    >>> program = fx.make_jaxpr(fx.grad(lambda x: x * x))(3.0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "grad.svg")
+    >>> try:
+    ...     done = fx.render(program, path) == path and os.path.getsize(path) > 0
+    ... except fx.FxgradError as e:      # no Graphviz here: the error says how to get it
+    ...     done = "install Graphviz" in str(e)
+    >>> done
+    True
+    """
     path = os.fspath(path)
     fmt = (format or os.path.splitext(path)[1].lstrip(".")).lower()
     if fmt not in FORMATS:

@@ -19,35 +19,81 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class FxgradError(Exception):
-    """Base class of every error fxgrad raises for bad input."""
+    """Base class of every error fxgrad raises for bad input.
+
+    >>> import fxgrad as fx
+    >>> try:
+    ...     fx.grad(lambda x: x ** 2)(3)      # an integer input
+    ... except fx.FxgradError as e:
+    ...     print(type(e).__name__)
+    FxTypeError
+    """
 
 
 class FxTypeError(FxgradError, TypeError):
-    """An operation was given operands of the wrong shape or dtype."""
+    """An operation was given operands of the wrong shape or dtype.
+
+    >>> import fxgrad as fx
+    >>> fx.grad(lambda x: x ** 2)(3)
+    Traceback (most recent call last):
+    ...
+    fxgrad.core.errors.FxTypeError: grad differentiates with respect to real or complex floating-point inputs, but input leaf 0 has dtype int64. ...
+    """
 
 
 class FxValueError(FxgradError, ValueError):
-    """A transformation was given a bad argument (argnums, tangents, cotangents, ...)."""
+    """A transformation was given a bad argument (argnums, tangents, cotangents, ...).
+
+    >>> import fxgrad as fx
+    >>> fx.grad(lambda x: x ** 2, argnums=1)(3.0)
+    Traceback (most recent call last):
+    ...
+    fxgrad.core.errors.FxValueError: grad: argnums=1 is out of range for a call with 1 positional argument; ...
+    """
 
 
 class ConcretizationError(FxgradError, TypeError):
-    """A traced value was used where a concrete Python value is needed."""
+    """A traced value was used where a concrete Python value is needed.
+
+    >>> import fxgrad as fx
+    >>> fx.make_jaxpr(lambda x: x if x > 0 else -x)(1.0)
+    Traceback (most recent call last):
+    ...
+    fxgrad.core.errors.ConcretizationError: a Python `if`/`while`/`and`/`or`/bool() on a traced value needs a concrete value, ...
+    """
 
 
 class TracerArrayConversionError(FxgradError, TypeError):
-    """A traced value was handed to plain numpy."""
+    """A traced value was handed to plain numpy.
+
+    >>> import fxgrad as fx, numpy as np
+    >>> fx.grad(lambda x: np.asarray(x).sum())(np.ones(2))
+    Traceback (most recent call last):
+    ...
+    fxgrad.core.errors.TracerArrayConversionError: a traced value f64[2] was passed to plain numpy ...
+    """
 
 
 class LeakedTracerError(FxgradError, RuntimeError):
-    """A traced value was used after the transformation that made it had finished."""
+    """A traced value was used after the transformation that made it had finished.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp
+    >>> leaked = []
+    >>> _ = fx.grad(lambda x: leaked.append(x) or x * 2.0)(1.0)
+    >>> fnp.sin(leaked[0])
+    Traceback (most recent call last):
+    ...
+    fxgrad.core.errors.LeakedTracerError: a traced value f64[] was used after the transformation that created it finished ...
+    """
 
 
 def _internal_dirs() -> tuple[str, ...]:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     dirs = [here]
     prims = sys.modules.get("fxgrad.primitives")
-    if prims is not None and getattr(prims, "__file__", None):
-        dirs.append(os.path.dirname(os.path.abspath(prims.__file__)))
+    path = getattr(prims, "__file__", None) if prims is not None else None
+    if path:
+        dirs.append(os.path.dirname(os.path.abspath(path)))
     return tuple(d + os.sep for d in dirs)
 
 
@@ -59,7 +105,7 @@ def _is_internal(filename: str) -> bool:
 
 def user_frame() -> str:
     """'file:line: source' of the innermost frame outside fxgrad, or '' if none."""
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and _is_internal(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:

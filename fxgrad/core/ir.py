@@ -22,7 +22,13 @@ _DTYPE_NAMES = {
 
 
 class ShapedArray:
-    """Abstract value: what is known of an array while tracing (shape and dtype)."""
+    """Abstract value: what is known of an array while tracing (shape and dtype).
+
+    >>> import numpy as np
+    >>> aval = ShapedArray((2, 3), np.float32)
+    >>> aval, aval.ndim, aval.size
+    (f32[2,3], 2, 6)
+    """
 
     __slots__ = ("shape", "dtype")
 
@@ -107,7 +113,13 @@ class Eqn:
 
 
 class Program:
-    """A typed straight-line program; the first `num_consts` invars are constants."""
+    """A typed straight-line program; the first `num_consts` invars are constants.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp
+    >>> program = fx.make_jaxpr(lambda x: fnp.sin(x) * 2.0)(1.0).program
+    >>> [eqn.prim.name for eqn in program.eqns], program.in_avals, program.out_avals
+    (['sin', 'mul'], [f64[]], [f64[]])
+    """
 
     __slots__ = ("invars", "eqns", "outvars", "num_consts")
 
@@ -133,7 +145,20 @@ class Program:
 
 
 class ClosedProgram:
-    """A program together with the values of its constant inputs."""
+    """A program together with the values of its constant inputs.
+
+    `fx.make_jaxpr` returns one; it prints as the program it closes over.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp
+    >>> closed = fx.make_jaxpr(lambda x: fnp.sin(x) * 2.0)(1.0)
+    >>> print(closed)
+    { lambda ; a:f64[]. let
+        b:f64[] = sin a
+        c:f64[] = mul b 2.0
+      in (c,) }
+    >>> closed.consts
+    []
+    """
 
     __slots__ = ("program", "consts")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -58,6 +58,7 @@ def abstract_eval(prim: Primitive, avals: Sequence[ShapedArray], params: dict) -
 def bind(prim: Primitive, args: Sequence[Any], params: dict) -> Any:
     top = _newest_trace(args)
     out_avals = abstract_eval(prim, [aval_of(a) for a in args], params)
+    outs: list[Any]
     if top is None:
         outs = _apply_impl(prim, args, params, out_avals)
     else:
@@ -252,6 +253,9 @@ class Tracer:
 
     __slots__ = ("_trace", "_var")
     __array_priority__ = 1000
+
+    if TYPE_CHECKING:  # installed by fxgrad.numpy.array_methods
+        def __getitem__(self, index: Any) -> Any: ...
 
     def __init__(self, trace: Trace, var: Var):
         self._trace = trace

@@ -89,7 +89,8 @@ def _weak_dtype_key(x: Any) -> Any:
 def result_type(*args: Any) -> np.dtype:
     """numpy's result dtype of the operands, Python scalars weakly typed.
 
-    >>> result_type(np.ones(2, np.float32), 2.0)
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.result_type(np.ones(2, np.float32), 2.0)
     dtype('float32')
     """
     return np.result_type(*(_result_type_key(a) for a in args))
@@ -130,9 +131,9 @@ def cast(x: Any, dtype: Any) -> Any:
 
 def promote(name: str, *xs: Any, dtype: Any = None) -> list[Any]:
     """Operands converted to one dtype (numpy's result type unless given), not broadcast."""
-    xs = operands(name, *xs)
-    dtype = dtype if dtype is not None else result_type(*xs)
-    return [cast(x, dtype) for x in xs]
+    vals = operands(name, *xs)
+    dtype = dtype if dtype is not None else result_type(*vals)
+    return [cast(x, dtype) for x in vals]
 
 
 # ---------------------------------------------------------------- shapes
@@ -164,10 +165,10 @@ def broadcast_operands(name: str, *xs: Any, keep_scalars: bool = True) -> list[A
 
 def apply_ufunc(ufunc: np.ufunc, fn: Callable[..., Any], *xs: Any) -> Any:
     """`fn` on the operands cast to `ufunc`'s loop dtypes and broadcast, as numpy would."""
-    xs = operands(ufunc.__name__, *xs)
-    in_dtypes, _ = ufunc_dtypes(ufunc, *xs)
-    xs = [cast(x, d) for x, d in zip(xs, in_dtypes)]
-    return out(fn(*broadcast_operands(ufunc.__name__, *xs)))
+    vals = operands(ufunc.__name__, *xs)
+    in_dtypes, _ = ufunc_dtypes(ufunc, *vals)
+    vals = [cast(x, d) for x, d in zip(vals, in_dtypes)]
+    return out(fn(*broadcast_operands(ufunc.__name__, *vals)))
 
 
 # ---------------------------------------------------------------- axes

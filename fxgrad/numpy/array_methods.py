@@ -81,17 +81,17 @@ def _setitem(self: Any, idx: Any, value: Any) -> None:
         "result with fnp.where, fnp.concatenate or arithmetic instead"))
 
 
-_BINARY = {
+_BINARY: dict[str, Callable[..., Any]] = {
     "add": ew.add, "sub": ew.subtract, "mul": ew.multiply, "truediv": ew.divide,
     "floordiv": ew.floor_divide, "mod": ew.remainder, "pow": ew.power, "matmul": dot.matmul,
     "and": _bool_only(ew.logical_and, "&"), "or": _bool_only(ew.logical_or, "|"),
     "xor": _bool_only(ew.logical_xor, "^"),
 }
 
-_COMPARISONS = {"lt": ew.less, "le": ew.less_equal, "gt": ew.greater, "ge": ew.greater_equal,
+_COMPARISONS: dict[str, Callable[..., Any]] = {"lt": ew.less, "le": ew.less_equal, "gt": ew.greater, "ge": ew.greater_equal,
                 "eq": ew.equal, "ne": ew.not_equal}
 
-_UNARY = {"neg": ew.negative, "pos": ew.positive, "abs": ew.absolute, "invert": _invert,
+_UNARY: dict[str, Callable[..., Any]] = {"neg": ew.negative, "pos": ew.positive, "abs": ew.absolute, "invert": _invert,
           "round": _round, "getitem": indexing.getitem, "setitem": _setitem}
 
 
@@ -102,9 +102,10 @@ def _reshape_method(self: Any, *shape: Any, order: str = "C") -> Any:
 
 
 def _transpose_method(self: Any, *axes: Any) -> Any:
+    picked: Any = axes
     if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-        axes = axes[0]
-    return shaping.transpose(self, axes or None)
+        picked = axes[0]
+    return shaping.transpose(self, picked or None)
 
 
 def _item(self: Any, *args: Any) -> Any:
@@ -115,7 +116,7 @@ def _tolist(self: Any) -> Any:
     return self.concrete("tolist() of a traced value").tolist()
 
 
-_METHODS = {
+_METHODS: dict[str, Callable[..., Any]] = {
     "sum": reductions.sum, "mean": reductions.mean, "std": reductions.std,
     "var": reductions.var,
     "prod": reductions.prod, "max": reductions.max, "min": reductions.min,
@@ -131,7 +132,7 @@ _METHODS = {
 
 # ---------------------------------------------------------------- numpy protocols
 
-_UFUNC_REDUCTIONS = {"add": reductions.sum, "multiply": reductions.prod,
+_UFUNC_REDUCTIONS: dict[str, Callable[..., Any]] = {"add": reductions.sum, "multiply": reductions.prod,
                      "maximum": reductions.max, "minimum": reductions.min,
                      "logical_and": reductions.all, "logical_or": reductions.any}
 
@@ -188,6 +189,6 @@ def install() -> None:
     for name, fn in _METHODS.items():
         assert name not in Tracer.__slots__, name
         setattr(Tracer, name, fn)
-    Tracer.T = property(lambda self: shaping.transpose(self))
-    Tracer.__array_ufunc__ = _array_ufunc
-    Tracer.__array_function__ = _array_function
+    setattr(Tracer, "T", property(lambda self: shaping.transpose(self)))
+    setattr(Tracer, "__array_ufunc__", _array_ufunc)
+    setattr(Tracer, "__array_function__", _array_function)

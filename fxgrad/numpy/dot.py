@@ -34,8 +34,15 @@ def _contract(a: Any, b: Any, a_axes: Dims, b_axes: Dims, name: str) -> Any:
 
 
 def dot(a: Any, b: Any) -> Any:
-    """numpy's dot: scalars multiply; else contract a's last axis with b's second-to-last
-    (its only axis if b is 1-d)."""
+    """Dot product: contract a's last axis with b's second-to-last (its only one if 1-d).
+
+    Scalars multiply. numpy's `out` is not taken, and a Python scalar operand is weakly
+    typed (numpy's `dot(x_f32, 2.0)` is float64, here float32).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.dot(x, np.array([1., 2.])))(np.zeros(2))
+    array([1., 2.])
+    """
     a, b = promote("dot", a, b)
     na, nb = len(shape_of(a)), len(shape_of(b))
     if na == 0 or nb == 0:
@@ -50,14 +57,24 @@ def _check_real(name: str, *xs: Any) -> None:
 
 
 def vdot(a: Any, b: Any) -> Any:
-    """Dot product of the flattened operands (real operands only)."""
+    """Dot product of the flattened operands; complex operands raise FxTypeError.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.vdot)(np.array([1., 2.]), np.array([3., 4.]))
+    array([3., 4.])
+    """
     a, b = promote("vdot", a, b)
     _check_real("vdot", a, b)
     return out(_contract(reshape(a, (-1,)), reshape(b, (-1,)), (0,), (0,), "vdot"))
 
 
 def inner(a: Any, b: Any) -> Any:
-    """Contract the last axes of `a` and `b` (scalars multiply)."""
+    """Contract the last axes of `a` and `b` (scalars multiply).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.vmap(fnp.inner)(np.eye(2), np.array([[3., 4.], [5., 6.]]))
+    array([3., 6.])
+    """
     a, b = promote("inner", a, b)
     na, nb = len(shape_of(a)), len(shape_of(b))
     if na == 0 or nb == 0:
@@ -66,13 +83,26 @@ def inner(a: Any, b: Any) -> Any:
 
 
 def outer(a: Any, b: Any) -> Any:
-    """`out[i, j] = a.ravel()[i] * b.ravel()[j]`: a product with no contraction."""
+    """`out[i, j] = a.ravel()[i] * b.ravel()[j]`: a product with no contraction.
+
+    numpy's `out` is not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.outer(np.array([1., 2.]), np.array([1., 10., 100.]))
+    array([[  1.,  10., 100.],
+           [  2.,  20., 200.]])
+    """
     a, b = promote("outer", a, b)
     return out(_contract(reshape(a, (-1,)), reshape(b, (-1,)), (), (), "outer"))
 
 
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
-    """Contract the last `axes` axes of `a` with the first of `b`, or the listed pairs."""
+    """Contract the last `axes` axes of `a` with the first of `b`, or the listed pairs.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.tensordot(np.ones((2, 3)), np.ones((3, 4)), axes=1).shape
+    (2, 4)
+    """
     a, b = promote("tensordot", a, b)
     na, nb = len(shape_of(a)), len(shape_of(b))
     if isinstance(axes, (int, np.integer)):
@@ -94,7 +124,16 @@ def _axis_list(axes: Any, ndim: int) -> Dims:
 
 
 def matmul(a: Any, b: Any) -> Any:
-    """numpy's `a @ b`: matrix products over the last two axes, broadcasting the others."""
+    """numpy's `a @ b`: matrix products over the last two axes, broadcasting the others.
+
+    A plain function, not a gufunc: numpy's `out`, `axes` and `dtype` keywords are not
+    taken; 0-d operands raise FxValueError, as in numpy.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.jit(fnp.matmul)(np.eye(2), np.array([[1., 2.], [3., 4.]]))
+    array([[1., 2.],
+           [3., 4.]])
+    """
     a, b = promote("matmul", a, b)
     if shape_of(a) == () or shape_of(b) == ():
         raise FxValueError(at_user_line("matmul: input operand does not have enough "
@@ -137,7 +176,13 @@ def _batched_matmul(a: Any, b: Any) -> Any:
 
 
 def kron(a: Any, b: Any) -> Any:
-    """Kronecker product: `outer` of the operands, axes interleaved and merged pairwise."""
+    """Kronecker product: `outer` of the operands, axes interleaved and merged pairwise.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.kron(np.eye(2), np.array([[1., 2.]]))
+    array([[1., 2., 0., 0.],
+           [0., 0., 1., 2.]])
+    """
     a, b = promote("kron", a, b)
     sa, sb = shape_of(a), shape_of(b)
     n = max(len(sa), len(sb))

@@ -23,11 +23,18 @@ _ELLIPSIS_POOL = "".join(chr(0x391 + i) for i in range(24))   # Greek capitals, 
 
 
 def einsum(subscripts: str, *operands: Any, optimize: Any = None) -> Any:
-    """Einstein summation, e.g. `einsum('bij,bjk->bik', x, y)`.
+    """Einstein summation over the operands, e.g. `einsum('bij,bjk->bik', x, y)`.
 
-    >>> import numpy as np
-    >>> einsum('ij,j->i', np.eye(2), np.array([3., 4.]))
+    Differs from numpy: only the subscripts-string form is taken (the sublist form raises
+    FxTypeError), a label repeated within one operand (a trace or diagonal) raises
+    FxValueError, `optimize` is ignored (operands are combined left to right) and
+    `out`, `dtype`, `order` and `casting` are not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.einsum('ij,j->i', np.eye(2), np.array([3., 4.]))
     array([3., 4.])
+    >>> fx.grad(lambda x: fnp.einsum('i,i->', x, x))(np.array([1., 2.]))
+    array([2., 4.])
     """
     del optimize   # operands are always combined left to right
     if not isinstance(subscripts, str):

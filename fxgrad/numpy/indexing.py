@@ -229,7 +229,12 @@ def take(a: Any, indices: Any, axis: Any = None, mode: Any = None) -> Any:
     """Elements of `a` at `indices` along `axis` (of the flattened array if None).
 
     Concrete indices are bounds-checked (mode 'raise'), or clipped/wrapped as numpy's
-    'clip'/'wrap'; traced indices count negatives from the end and are clipped.
+    'clip'/'wrap'; traced indices count negatives from the end and are clipped, where
+    numpy would raise. numpy's `out` is not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.vmap(lambda i: fnp.take(np.array([10., 20., 30.]), i))(np.array([0, -1, 7]))
+    array([10., 30., 30.])
     """
     a = operand(a, "take")
     if axis is None:
@@ -250,7 +255,16 @@ def take(a: Any, indices: Any, axis: Any = None, mode: Any = None) -> Any:
 
 
 def take_along_axis(arr: Any, indices: Any, axis: int) -> Any:
-    """`arr` picked at `indices` along `axis`, other axes matched by position (broadcast)."""
+    """`arr` picked at `indices` along `axis`, other axes matched by position (broadcast).
+
+    Concrete indices are bounds-checked; traced ones must be in range (negative ones count
+    from the end; out-of-range ones give unspecified elements instead of an error).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.take_along_axis(np.array([[3, 1], [2, 4]]), np.array([[1], [0]]), axis=1)
+    array([[1],
+           [2]])
+    """
     a, idx = operand(arr, "take_along_axis"), operand(indices, "take_along_axis")
     s, si = shape_of(a), shape_of(idx)
     if len(s) != len(si):
@@ -282,7 +296,14 @@ def _diagonal_index(n: int, m: int, offset: int) -> np.ndarray:
 
 
 def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
-    """The `offset` diagonal of the (axis1, axis2) planes, as the last axis."""
+    """The `offset` diagonal of the (axis1, axis2) planes, as the last axis.
+
+    A new array, not numpy's read-only view.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.diagonal(np.arange(9).reshape(3, 3), 1)
+    array([1, 5])
+    """
     a = operand(a, "diagonal")
     s = shape_of(a)
     if len(s) < 2:
@@ -297,13 +318,25 @@ def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
 
 
 def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None) -> Any:
-    """Sum of the `offset` diagonal."""
+    """Sum of the `offset` diagonal (numpy's `out` is not taken).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.trace)(np.ones((2, 2)))
+    array([[1., 0.],
+           [0., 1.]])
+    """
     from fxgrad.numpy.reductions import sum as fnp_sum
     return fnp_sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 
 def diag(v: Any, k: int = 0) -> Any:
-    """The `k` diagonal of a 2-d array, or a 2-d array with 1-d `v` on its `k` diagonal."""
+    """The `k` diagonal of a 2-d array, or a 2-d array with 1-d `v` on its `k` diagonal.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.diag(np.array([1, 2]))
+    array([[1, 0],
+           [0, 2]])
+    """
     v = operand(v, "diag")
     s = shape_of(v)
     if len(s) == 2:
@@ -325,10 +358,22 @@ def _triangle(m: Any, k: int, lower: bool, name: str) -> Any:
 
 
 def tril(m: Any, k: int = 0) -> Any:
-    """`m` with the elements above the `k` diagonal zeroed."""
+    """`m` with the elements above the `k` diagonal zeroed.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.sum(fnp.tril(x)))(np.ones((2, 2)))
+    array([[1., 0.],
+           [1., 1.]])
+    """
     return _triangle(m, k, True, "tril")
 
 
 def triu(m: Any, k: int = 0) -> Any:
-    """`m` with the elements below the `k` diagonal zeroed."""
+    """`m` with the elements below the `k` diagonal zeroed.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.triu(np.array([[1, 2], [3, 4]]), 1)
+    array([[0, 2],
+           [0, 0]])
+    """
     return _triangle(m, k, False, "triu")

@@ -50,14 +50,28 @@ def _count(a: Any, axes: tuple[int, ...]) -> int:
 
 
 def sum(a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:   # noqa: A001
-    """Sum over `axis` (all axes by default)."""
+    """Sum of the elements over `axis` (all axes by default).
+
+    numpy's `out`, `initial` and `where` are not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.jit(lambda x: fnp.sum(x ** 2, axis=1))(np.array([[1., 2.], [3., 4.]]))
+    array([ 5., 25.])
+    """
     a, axes = _prepare(a, axis, "sum")
     dtype = np.dtype(dtype) if dtype is not None else _accumulator_dtype(np.sum, dtype_of(a))
     return _keep(_reduce(reduce.reduce_sum, cast(a, dtype), axes), axes, keepdims)
 
 
 def mean(a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
-    """Arithmetic mean over `axis`; integers average as float64."""
+    """Arithmetic mean over `axis`; integers average as float64.
+
+    numpy's `out` and `where` are not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.mean)(np.ones(4))
+    array([0.25, 0.25, 0.25, 0.25])
+    """
     a, axes = _prepare(a, axis, "mean")
     dtype = np.dtype(dtype) if dtype is not None else _accumulator_dtype(np.mean, dtype_of(a))
     total = _reduce(reduce.reduce_sum, cast(a, dtype), axes)
@@ -66,7 +80,14 @@ def mean(a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) ->
 
 def var(a: Any, axis: Any = None, dtype: Any = None, ddof: int = 0,
         keepdims: bool = False) -> Any:
-    """Variance `sum((a - mean)**2) / (n - ddof)` over `axis`."""
+    """Variance `sum((a - mean)**2) / (n - ddof)` over `axis`.
+
+    numpy's `out`, `where`, `mean` and `correction` are not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.var)(np.array([1., 3.]))
+    array([-1.,  1.])
+    """
     a, axes = _prepare(a, axis, "var")
     dtype = np.dtype(dtype) if dtype is not None else _accumulator_dtype(np.var, dtype_of(a))
     a = cast(a, dtype)
@@ -78,13 +99,27 @@ def var(a: Any, axis: Any = None, dtype: Any = None, ddof: int = 0,
 
 def std(a: Any, axis: Any = None, dtype: Any = None, ddof: int = 0,
         keepdims: bool = False) -> Any:
-    """Standard deviation, the square root of `var`."""
+    """Standard deviation over `axis`, the square root of `var`.
+
+    numpy's `out`, `where`, `mean` and `correction` are not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.std)(np.array([1., 3.]))
+    array([-0.5,  0.5])
+    """
     return out(unary.sqrt(var(a, axis, dtype, ddof, keepdims)))
 
 
 def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False,
             keepdims: bool = False) -> Any:
-    """Weighted mean `sum(a * w) / sum(w)`; `weights` may be 1-d along a single axis."""
+    """Weighted mean `sum(a * w) / sum(w)`; `weights` may be 1-d along a single axis.
+
+    Weights of another shape raise FxTypeError.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.average(np.array([1., 3.]), weights=np.array([3., 1.]))
+    array(1.5)
+    """
     if weights is None:
         avg = mean(a, axis, keepdims=keepdims)
         count = _count(*_prepare(a, axis, "average"))
@@ -130,12 +165,28 @@ def _extremum(prim_fn: Any, name: str, a: Any, axis: Any, keepdims: bool) -> Any
 
 
 def max(a: Any, axis: Any = None, keepdims: bool = False) -> Any:   # noqa: A001
-    """Maximum over `axis` (ties share the derivative evenly)."""
+    """Maximum over `axis` (ties share the derivative evenly).
+
+    numpy's `out`, `initial` and `where` are not taken; an empty reduction raises
+    FxTypeError.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.max)(np.array([1., 3., 3.]))
+    array([0. , 0.5, 0.5])
+    """
     return _extremum(reduce.reduce_max, "max", a, axis, keepdims)
 
 
 def min(a: Any, axis: Any = None, keepdims: bool = False) -> Any:   # noqa: A001
-    """Minimum over `axis` (ties share the derivative evenly)."""
+    """Minimum over `axis` (ties share the derivative evenly).
+
+    numpy's `out`, `initial` and `where` are not taken; an empty reduction raises
+    FxTypeError.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.min)(np.array([2., 1., 3.]))
+    array([0., 1., 0.])
+    """
     return _extremum(reduce.reduce_min, "min", a, axis, keepdims)
 
 
@@ -143,7 +194,12 @@ amax, amin = max, min
 
 
 def ptp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Peak to peak: `max - min` over `axis`."""
+    """Peak to peak: `max - min` over `axis` (numpy's `out` is not taken).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.ptp)(np.array([2., 7., 3.]))
+    array([-1.,  1.,  0.])
+    """
     return subtract(max(a, axis, keepdims), min(a, axis, keepdims))
 
 
@@ -158,12 +214,26 @@ def _arg_extremum(prim_fn: Any, name: str, a: Any, axis: Any, keepdims: bool) ->
 
 
 def argmax(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Index of the (first) maximum along `axis`, of the flattened array if None."""
+    """Index of the (first) maximum along `axis`, of the flattened array if None.
+
+    numpy's `out` is not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.vmap(fnp.argmax)(np.array([[1., 5.], [4., 2.]]))
+    array([1, 0])
+    """
     return _arg_extremum(reduce.argmax, "argmax", a, axis, keepdims)
 
 
 def argmin(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Index of the (first) minimum along `axis`, of the flattened array if None."""
+    """Index of the (first) minimum along `axis`, of the flattened array if None.
+
+    numpy's `out` is not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.argmin(np.array([3, 1, 1]))
+    array(1)
+    """
     return _arg_extremum(reduce.argmin, "argmin", a, axis, keepdims)
 
 
@@ -180,16 +250,34 @@ def _bool_reduction(prim_fn: Any, empty: bool, name: str, a: Any, axis: Any,
 
 
 def any(a: Any, axis: Any = None, keepdims: bool = False) -> Any:   # noqa: A001
-    """Whether any element along `axis` is nonzero."""
+    """Whether any element along `axis` is nonzero (numpy's `out`, `where` not taken).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.any(np.array([[0, 1], [0, 0]]), axis=1)
+    array([ True, False])
+    """
     return _bool_reduction(reduce.reduce_max, False, "any", a, axis, keepdims)
 
 
 def all(a: Any, axis: Any = None, keepdims: bool = False) -> Any:   # noqa: A001
-    """Whether every element along `axis` is nonzero."""
+    """Whether every element along `axis` is nonzero (numpy's `out`, `where` not taken).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.all(np.array([[1, 1], [0, 1]]), axis=1)
+    array([ True, False])
+    """
     return _bool_reduction(reduce.reduce_min, True, "all", a, axis, keepdims)
 
 
 def count_nonzero(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The number of nonzero elements along `axis` (all axes by default).
+
+    Always an array (numpy gives a Python int when `axis` is None).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.count_nonzero(np.array([[0, 1], [2, 3]]), axis=0)
+    array([1, 2])
+    """
     a, axes = _prepare(a, axis, "count_nonzero")
     return _keep(_reduce(reduce.reduce_sum, cast(cast(a, bool), np.int64), axes), axes,
                  keepdims)
@@ -197,14 +285,27 @@ def count_nonzero(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 def allclose(a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08,
              equal_nan: bool = False) -> Any:
-    """Whether every element of `a` is close to `b` (see `isclose`)."""
+    """Whether every element of `a` is close to `b` (see `isclose`).
+
+    Unlike numpy's, the answer is a 0-d bool array, or a tracer when an input is traced
+    (so a Python `if` on it needs concrete values).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.allclose(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-9]))
+    array(True)
+    """
     return all(isclose(a, b, rtol, atol, equal_nan))
 
 
 # ---------------------------------------------------------------- cumulative and product
 
 def cumsum(a: Any, axis: Any = None, dtype: Any = None) -> Any:
-    """Cumulative sum along `axis` (of the flattened array if None)."""
+    """Cumulative sum along `axis` (of the flattened array if None); `out` not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.sum(fnp.cumsum(x)))(np.ones(3))
+    array([3., 2., 1.])
+    """
     a = operand(a, "cumsum")
     if axis is None:
         a, axis = reshape(a, (-1,)), 0
@@ -227,7 +328,14 @@ def _halving_product(x: Any) -> Any:
 
 
 def prod(a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
-    """Product over `axis`, by repeated halving (exact; derivatives correct at zeros)."""
+    """Product over `axis`, by repeated halving (exact; derivatives correct at zeros).
+
+    numpy's `out`, `initial` and `where` are not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(fnp.prod)(np.array([2., 0., 3.]))
+    array([0., 6., 0.])
+    """
     a, axes = _prepare(a, axis, "prod")
     dtype = np.dtype(dtype) if dtype is not None else _accumulator_dtype(np.prod, dtype_of(a))
     a = cast(a, dtype)

@@ -24,14 +24,32 @@ from fxgrad.primitives.indexing import gather, pad as pad_prim, static_slice
 
 
 def shape(a: Any) -> tuple[int, ...]:
+    """The shape of `a`, a tuple of ints (static, also for tracers).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.vmap(lambda x: fnp.zeros(fnp.shape(x)))(np.ones((4, 3))).shape
+    (4, 3)
+    """
     return shape_of(operand(a, "shape"))
 
 
 def ndim(a: Any) -> int:
+    """The number of dimensions of `a` (static, also for tracers).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.ndim(np.ones((2, 3)))
+    2
+    """
     return len(shape(a))
 
 
 def size(a: Any, axis: Any = None) -> int:
+    """The number of elements of `a`, or along `axis` (static, also for tracers).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.size(np.ones((2, 3))), fnp.size(np.ones((2, 3)), 1)
+    (6, 3)
+    """
     s = shape(a)
     if axis is None:
         return int(np.prod(s, dtype=np.int64))
@@ -58,7 +76,15 @@ def _infer_size(new_shape: tuple[int, ...], size: int) -> tuple[int, ...]:
 
 
 def reshape(a: Any, shape: Any, order: str = "C") -> Any:
-    """`a` with a new shape (row-major); one dimension may be -1."""
+    """`a` with a new shape (row-major); one dimension may be -1.
+
+    Only order='C' is supported (others raise FxValueError); numpy's `copy` is not taken.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.reshape(np.arange(6), (2, -1))
+    array([[0, 1, 2],
+           [3, 4, 5]])
+    """
     if order != "C":
         raise FxValueError(at_user_line(f"reshape: only order='C' is supported, got {order!r}"))
     a = operand(a, "reshape")
@@ -69,12 +95,22 @@ def reshape(a: Any, shape: Any, order: str = "C") -> Any:
 
 
 def ravel(a: Any, order: str = "C") -> Any:
-    """`a` flattened to 1-d in row-major order."""
+    """`a` flattened to 1-d in row-major order (only order='C' is supported).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.vmap(fnp.ravel)(np.ones((2, 3, 4))).shape
+    (2, 12)
+    """
     return reshape(a, (-1,), order)
 
 
 def transpose(a: Any, axes: Any = None) -> Any:
-    """`a` with its axes permuted (reversed by default)."""
+    """`a` with its axes permuted (reversed by default).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.transpose(np.ones((2, 3, 4)), (1, 0, 2)).shape
+    (3, 2, 4)
+    """
     a = operand(a, "transpose")
     n = len(shape_of(a))
     perm = tuple(range(n))[::-1] if axes is None else tuple(
@@ -86,6 +122,12 @@ def transpose(a: Any, axes: Any = None) -> Any:
 
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
+    """`a` with axes `axis1` and `axis2` interchanged.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.swapaxes(np.ones((2, 3, 4)), 0, 2).shape
+    (4, 3, 2)
+    """
     a = operand(a, "swapaxes")
     n = len(shape_of(a))
     perm = list(range(n))
@@ -95,7 +137,12 @@ def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
 
 
 def moveaxis(a: Any, source: Any, destination: Any) -> Any:
-    """`a` with axes `source` moved to positions `destination`, the rest in order."""
+    """`a` with axes `source` moved to positions `destination`, the rest in order.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.moveaxis(np.ones((2, 3, 4)), 0, -1).shape
+    (3, 4, 2)
+    """
     a = operand(a, "moveaxis")
     n = len(shape_of(a))
     src = [canonical_axis(s, n, "moveaxis") for s in np.atleast_1d(source)]
@@ -110,7 +157,12 @@ def moveaxis(a: Any, source: Any, destination: Any) -> Any:
 
 
 def squeeze(a: Any, axis: Any = None) -> Any:
-    """`a` without its size-1 axes (or without the given ones, which must have size 1)."""
+    """`a` without its size-1 axes (or without the given ones, which must have size 1).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.squeeze(np.ones((1, 3, 1))).shape
+    (3,)
+    """
     a = operand(a, "squeeze")
     s = shape_of(a)
     axes = (tuple(i for i, n in enumerate(s) if n == 1) if axis is None
@@ -119,7 +171,12 @@ def squeeze(a: Any, axis: Any = None) -> Any:
 
 
 def expand_dims(a: Any, axis: Any) -> Any:
-    """`a` with new size-1 axes at positions `axis` of the result."""
+    """`a` with new size-1 axes at positions `axis` of the result.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.expand_dims(np.ones(3), (0, 2)).shape
+    (1, 3, 1)
+    """
     a = operand(a, "expand_dims")
     seq = axis if isinstance(axis, (tuple, list)) else (axis,)
     axes = canonical_axes(seq, len(shape_of(a)) + len(seq), "expand_dims")
@@ -127,7 +184,12 @@ def expand_dims(a: Any, axis: Any) -> Any:
 
 
 def broadcast_to(array: Any, shape: Any) -> Any:
-    """`array` broadcast to `shape` by numpy's rules."""
+    """`array` broadcast to `shape` by numpy's rules (a new array, not a read-only view).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.sum(fnp.broadcast_to(x, (3, 2))))(np.zeros(2))
+    array([3., 3.])
+    """
     array = operand(array, "broadcast_to")
     target = _as_shape(shape)
     if broadcast_shapes("broadcast_to", shape_of(array), target) != target:
@@ -137,6 +199,14 @@ def broadcast_to(array: Any, shape: Any) -> Any:
 
 
 def broadcast_arrays(*args: Any) -> tuple[Any, ...]:
+    """The arguments broadcast against each other (new arrays, not read-only views).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.broadcast_arrays(np.array([1, 2]), np.array([[3], [4]]))
+    (array([[1, 2],
+           [1, 2]]), array([[3, 3],
+           [4, 4]]))
+    """
     xs = operands("broadcast_arrays", *args)
     target = broadcast_shapes("broadcast_arrays", *(shape_of(x) for x in xs))
     return tuple(out(broadcast_to_shape(x, target)) for x in xs)
@@ -148,10 +218,22 @@ def _atleast(arys: Sequence[Any], fn: Any) -> Any:
 
 
 def atleast_1d(*arys: Any) -> Any:
+    """Each argument as an array of at least 1 dimension (a tuple for several).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.atleast_1d(1.0)
+    array([1.])
+    """
     return _atleast(arys, lambda a: out(a) if shape_of(a) else reshape(a, (1,)))
 
 
 def atleast_2d(*arys: Any) -> Any:
+    """Each argument as an array of at least 2 dimensions (a tuple for several).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.atleast_2d(np.array([1, 2]))
+    array([[1, 2]])
+    """
     return _atleast(arys, lambda a: out(a) if len(shape_of(a)) >= 2
                     else reshape(a, (1, -1) if shape_of(a) else (1, 1)))
 
@@ -163,13 +245,26 @@ def _to_3d(a: Any) -> Any:
 
 
 def atleast_3d(*arys: Any) -> Any:
+    """Each argument as an array of at least 3 dimensions (a tuple for several).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.atleast_3d(np.ones((2, 3))).shape
+    (2, 3, 1)
+    """
     return _atleast(arys, _to_3d)
 
 
 # ---------------------------------------------------------------- joining
 
 def concatenate(arrays: Sequence[Any], axis: Any = 0) -> Any:
-    """Join arrays along an existing axis (flattened first if `axis` is None)."""
+    """Join arrays along an existing axis (flattened first if `axis` is None).
+
+    numpy's `out`, `dtype` and `casting` are not taken.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.sum(fnp.concatenate([x, 2.0 * x])))(np.zeros(2))
+    array([3., 3.])
+    """
     xs = operands("concatenate", *arrays)
     if not xs:
         raise FxValueError(at_user_line("concatenate: need at least one array to concatenate"))
@@ -184,7 +279,12 @@ def concatenate(arrays: Sequence[Any], axis: Any = 0) -> Any:
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """Join arrays of one shape along a new axis."""
+    """Join arrays of one shape along a new axis (numpy's `out`, `dtype`, `casting` not taken).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.jacfwd(lambda x: fnp.stack([x, x ** 2]))(3.0)
+    array([1., 6.])
+    """
     xs = operands("stack", *arrays)
     if not xs:
         raise FxValueError(at_user_line("stack: need at least one array to stack"))
@@ -197,26 +297,57 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
 
 
 def hstack(tup: Sequence[Any]) -> Any:
+    """Join arrays column-wise: along axis 1, or axis 0 if all are 1-d (`dtype` not taken).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.hstack([np.array([1, 2]), np.array([3])])
+    array([1, 2, 3])
+    """
     xs = [atleast_1d(x) for x in tup]
     return concatenate(xs, 0 if builtins.all(len(shape_of(x)) == 1 for x in xs) else 1)
 
 
 def vstack(tup: Sequence[Any]) -> Any:
+    """Join arrays row-wise, 1-d arrays as rows (numpy's `dtype`, `casting` not taken).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.vstack([np.array([1, 2]), np.array([3, 4])])
+    array([[1, 2],
+           [3, 4]])
+    """
     return concatenate([atleast_2d(x) for x in tup], 0)
 
 
 def dstack(tup: Sequence[Any]) -> Any:
+    """Join arrays along the third axis, after `atleast_3d`.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.dstack([np.array([1, 2]), np.array([3, 4])]).shape
+    (1, 2, 2)
+    """
     return concatenate([atleast_3d(x) for x in tup], 2)
 
 
 def column_stack(tup: Sequence[Any]) -> Any:
-    """1-d arrays become columns; 2-d arrays are joined as they are."""
+    """Join arrays as columns: 1-d arrays become columns, 2-d arrays join as they are.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.column_stack([np.array([1, 2]), np.array([3, 4])])
+    array([[1, 3],
+           [2, 4]])
+    """
     cols = [operand(x, "column_stack") for x in tup]
     cols = [reshape(c, (-1, 1)) if len(shape_of(c)) < 2 else c for c in cols]
     return concatenate(cols, 1)
 
 
 def append(arr: Any, values: Any, axis: Any = None) -> Any:
+    """`values` appended to `arr` along `axis` (both flattened first if `axis` is None).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.append(np.array([1, 2]), 3)
+    array([1, 2, 3])
+    """
     return concatenate([arr, values], axis)
 
 
@@ -233,7 +364,12 @@ def _slice_axis(a: Any, axis: int, start: int, stop: int) -> Any:
 
 
 def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
-    """Split into pieces at the given indices, or into that many near-equal pieces."""
+    """Split into pieces at the given indices, or into that many near-equal pieces.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.array_split(np.arange(5), 2)
+    [array([0, 1, 2]), array([3, 4])]
+    """
     a = operand(ary, "array_split")
     ax = canonical_axis(axis, len(shape_of(a)), "array_split")
     n = shape_of(a)[ax]
@@ -252,7 +388,12 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
 
 
 def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
-    """Like `array_split`, but a number of sections must divide the axis evenly."""
+    """Like `array_split`, but a number of sections must divide the axis evenly.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.split(np.arange(6), [2, 3])
+    [array([0, 1]), array([2]), array([3, 4, 5])]
+    """
     a = operand(ary, "split")
     if isinstance(indices_or_sections, (int, np.integer)):
         n = shape_of(a)[canonical_axis(axis, len(shape_of(a)), "split")]
@@ -264,17 +405,37 @@ def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
 
 
 def hsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    """`split` along axis 1 (axis 0 for 1-d arrays).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.hsplit(np.array([[1, 2], [3, 4]]), 2)
+    [array([[1],
+           [3]]), array([[2],
+           [4]])]
+    """
     return split(ary, indices_or_sections, 1 if len(shape(ary)) > 1 else 0)
 
 
 def vsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    """`split` along axis 0.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.vsplit(np.array([[1, 2], [3, 4]]), 2)
+    [array([[1, 2]]), array([[3, 4]])]
+    """
     return split(ary, indices_or_sections, 0)
 
 
 # ---------------------------------------------------------------- tiling, flipping, rolling
 
 def tile(A: Any, reps: Any) -> Any:
-    """`A` repeated `reps` times per axis: broadcast into (r0, s0, r1, s1, ...), reshape."""
+    """`A` repeated `reps` times per axis: broadcast into (r0, s0, r1, s1, ...), reshape.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.tile(np.array([1, 2]), (2, 1))
+    array([[1, 2],
+           [1, 2]])
+    """
     a = operand(A, "tile")
     reps = _as_shape(reps)
     d = builtins.max(len(shape_of(a)), len(reps))
@@ -288,7 +449,14 @@ def tile(A: Any, reps: Any) -> Any:
 
 
 def repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
-    """Each element repeated `repeats` times along `axis` (of the flattened array if None)."""
+    """Each element repeated `repeats` times along `axis` (of the flattened array if None).
+
+    The counts decide the shape, so traced counts raise FxTypeError.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.sum(fnp.repeat(x, 3)))(np.zeros(2))
+    array([3., 3.])
+    """
     a = operand(a, "repeat")
     if axis is None:
         a, axis = ravel(a), 0
@@ -307,7 +475,12 @@ def repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
 
 
 def flip(m: Any, axis: Any = None) -> Any:
-    """`m` with the order of elements reversed along `axis` (all axes by default)."""
+    """`m` with the order of elements reversed along `axis` (all axes by default).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.dot(fnp.flip(x), np.array([1., 2., 3.])))(np.zeros(3))
+    array([3., 2., 1.])
+    """
     m = operand(m, "flip")
     for ax in canonical_axes(axis, len(shape_of(m)), "flip"):
         n = shape_of(m)[ax]
@@ -317,15 +490,34 @@ def flip(m: Any, axis: Any = None) -> Any:
 
 
 def fliplr(m: Any) -> Any:
+    """`m` with the order of columns (axis 1) reversed.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.fliplr(np.array([[1, 2], [3, 4]]))
+    array([[2, 1],
+           [4, 3]])
+    """
     return flip(m, 1)
 
 
 def flipud(m: Any) -> Any:
+    """`m` with the order of rows (axis 0) reversed.
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.flipud(np.array([[1, 2], [3, 4]]))
+    array([[3, 4],
+           [1, 2]])
+    """
     return flip(m, 0)
 
 
 def roll(a: Any, shift: Any, axis: Any = None) -> Any:
-    """Elements shifted cyclically by `shift` along `axis` (of the flattened array if None)."""
+    """Elements shifted cyclically by `shift` along `axis` (of the flattened array if None).
+
+    >>> import fxgrad.numpy as fnp, numpy as np
+    >>> fnp.roll(np.array([1, 2, 3, 4]), 1)
+    array([4, 1, 2, 3])
+    """
     a = operand(a, "roll")
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), shape_of(a))
@@ -340,7 +532,12 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
 
 
 def diff(a: Any, n: int = 1, axis: int = -1) -> Any:
-    """`n`-th discrete difference `a[1:] - a[:-1]` along `axis`."""
+    """`n`-th discrete difference `a[1:] - a[:-1]` along `axis` (`prepend`, `append` not taken).
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fx.grad(lambda x: fnp.sum(fnp.diff(x) ** 2))(np.array([0., 1., 3.]))
+    array([-2., -2.,  4.])
+    """
     a = operand(a, "diff")
     ax = canonical_axis(axis, len(shape_of(a)), "diff")
     for _ in range(n):
@@ -351,7 +548,15 @@ def diff(a: Any, n: int = 1, axis: int = -1) -> Any:
 
 
 def pad(array: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0) -> Any:
-    """`array` padded with `constant_values` (mode='constant' only)."""
+    """`array` padded with `constant_values`, which may be traced.
+
+    Only mode='constant' with a scalar `constant_values` is supported; anything else
+    raises FxValueError.
+
+    >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
+    >>> fnp.pad(np.array([1., 2.]), (0, 2), constant_values=9.)
+    array([1., 2., 9., 9.])
+    """
     if mode != "constant":
         raise FxValueError(at_user_line(f"pad: only mode='constant' is supported, got {mode!r}"))
     a = operand(array, "pad")

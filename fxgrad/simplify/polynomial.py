@@ -15,7 +15,7 @@ A few identities keep the forms small and accurate:
 * for t = tanh z, t**2 = 1 - u with the generator u = 1 - t**2 (tanh' = u), so the k-th
   derivative is A(u) + t*B(u), accurate where tanh saturates (u -> 0);
 * for c = cos z and s = sin z, c**2 = 1 - s**2;
-* for σ = logistic z and v = 1 - σ, and for σ = 1/(1 + c) and v = c*σ, σ + v = 1: every
+* for σ = logistic z and v = logistic(-z), and for σ = 1/(1 + c) and v = c*σ, σ + v = 1: every
   monomial is multiplied by a power of (σ + v) to the top degree in σ and v, so the k-th
   derivative of a logistic is a homogeneous polynomial, accurate for σ -> 0 and v -> 0.
 
@@ -157,7 +157,11 @@ class _NormalForm:
         eqn = self.producer.get(id(var))
         prim = eqn.prim if eqn is not None else None
         if prim in (unary.sin_p, unary.cos_p):
+            assert eqn is not None
             g = self.trig_generator(prim, eqn.inputs[0], lambda: var)
+        elif prim is unary.logistic_p:
+            assert eqn is not None
+            return self.logistic_generator(eqn.inputs[0], var)
         else:
             g = self.generator(("var", id(var)), var.aval, lambda: self.atom(var))
         if g not in self.relations and g not in self.pairs:
@@ -173,11 +177,23 @@ class _NormalForm:
                 self.emit(arith.integer_pow_p, self.gen_atom(g), y=2)))
             self.relations[g] = {(): 1.0, ((u, 1),): -1.0}
         elif prim is unary.cos_p:       # cos**2 = 1 - sin**2
+            assert eqn is not None
             s = self.trig_generator(unary.sin_p, eqn.inputs[0], None)
             self.relations[g] = {(): 1.0, ((s, 2),): -1.0}
-        elif prim is unary.logistic_p:  # σ + v = 1 with v = 1 - σ
-            v = self.generator(("1-", g), aval, lambda: one_minus(self.gen_atom(g)))
-            self.pairs[g], self.pairs[v] = v, g
+
+    def logistic_generator(self, z: Atom, var: Var) -> int:
+        """σ(w) or σ(-w) for z = w or z = -w; the two are a pair: σ(w) + σ(-w) = 1."""
+        inner = self.producer.get(id(z)) if isinstance(z, Var) else None
+        negated = inner is not None and inner.prim is arith.neg_p
+        w = inner.inputs[0] if negated and inner is not None else z
+        emit_pos = lambda: self.emit(unary.logistic_p, self.atom(w))   # noqa: E731
+        emit_neg = lambda: self.emit(unary.logistic_p, self.emit(arith.neg_p, self.atom(w)))  # noqa: E731
+        pos = self.generator(("logistic", _atom_key(w)), var.aval,
+                             emit_pos if negated else (lambda: var))
+        neg = self.generator(("logistic-", _atom_key(w)), var.aval,
+                             (lambda: var) if negated else emit_neg)
+        self.pairs[pos], self.pairs[neg] = neg, pos
+        return neg if negated else pos
 
     def trig_generator(self, prim: Any, z: Atom, make: Callable[[], Atom] | None) -> int:
         """sin z or cos z, shared by the program's equation and one this pass adds."""
@@ -235,7 +251,7 @@ class _NormalForm:
             poly = _sum(self.poly_of(ins[0]), self.poly_of(ins[1]), sign)
         return None if poly is None else self.finish(poly)
 
-    def finish(self, poly: Poly) -> Poly | None:
+    def finish(self, poly: Poly | None) -> Poly | None:
         for p, q in self.pairs.items():
             if poly is not None and p < q:
                 poly = self.homogenize(poly, p, q)
@@ -283,11 +299,12 @@ class _NormalForm:
     def power(self, base: Poly, n: int) -> Poly | None:
         if n > _MAX_POWER and len(base) > 1:
             return None
-        out: Poly | None = {(): 1.0}
+        out: Poly = {(): 1.0}
         for _ in range(n):
-            out = self.product(out, base)
-            if out is None or len(out) > CAP:
+            step = self.product(out, base)
+            if step is None or len(step) > CAP:
                 return None
+            out = step
         return out
 
     def reduce(self, mono: Monomial) -> Poly | None:
@@ -328,7 +345,9 @@ class _NormalForm:
 
     def original_cone(self, var: Var) -> list[Var]:
         """The polynomial variables `var` is computed from whose equations are not copied yet."""
-        cone, seen, stack = [], set(), [var]
+        cone: list[Var] = []
+        seen: set[int] = set()
+        stack: list[Atom] = [var]
         while stack:
             atom = stack.pop()
             if isinstance(atom, Literal) or id(atom) not in self.polys or id(atom) in seen \
@@ -346,7 +365,7 @@ class _NormalForm:
             self.remember(self.done, ("orig", id(v)), lambda v=v: v)
         return var
 
-    def remember(self, table: dict, key: Any, make: Callable[[], Atom]) -> Atom:
+    def remember(self, table: dict, key: Any, make: Callable[..., Atom]) -> Atom:
         if key not in table:
             value = make()
             table[key] = value
@@ -395,6 +414,7 @@ class _NormalForm:
             factor = self.gen_atom(g)
             factor = self.emit(arith.integer_pow_p, factor, y=e) if e > 1 else factor
             out = factor if out is None else self.emit(arith.mul_p, out, factor)
+        assert out is not None, "an empty monomial has no atom"
         return out
 
     def times(self, x: Atom, y: Atom) -> Atom:
