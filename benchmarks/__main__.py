@@ -3,6 +3,7 @@
 Prints one row per workload: fxgrad's time, hand-written numpy's and JAX's (when
 installed), measured in the same run, and the ratios fxgrad/numpy and fxgrad/JAX.
 C1 rows give first-call times in fresh processes with a cold and a warm cache.
+A second table (T1, T2) compares Taylor mode with nested differentiation.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import timing, workloads
+from benchmarks import taylor, timing, workloads
 from fxgrad.tree_util import tree_flatten
 
 
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = run_workloads(args.quick, only)
     if not args.no_compile and not args.quick:
         rows += run_first_calls(only)
+    if only is None or only & {"T", "T1", "T2"}:
+        taylor.print_rows(taylor.run(args.quick), _fmt)
     if args.plot:
         plot(rows, args.plot)
 

@@ -26,12 +26,13 @@ from fxgrad.core.errors import (ConcretizationError, FxgradError, FxTypeError, F
 from fxgrad.core.ir import ClosedProgram, Program, ShapedArray
 from fxgrad.jacobians import hessian, jacfwd, jacrev
 from fxgrad.jit import jit
-from fxgrad.jit.api import explain_cache_miss
+from fxgrad.jit.api import clear_caches, explain_cache_miss
 from fxgrad.linear_transpose import linear_transpose
 from fxgrad.loops import fori_loop, while_loop
 from fxgrad.pictures import render, to_dot
 from fxgrad.primitives.unary import stop_gradient
 from fxgrad.simplify import simplify
+from fxgrad.taylor import derivatives, jet, taylor_coefficients
 
 __version__ = "0.1.0"
 
@@ -43,5 +44,6 @@ __all__ = [
     "config", "fori_loop", "grad", "hessian", "hvp", "jacfwd", "jacrev", "jit", "jvp",
     "linear_transpose", "linearize", "make_jaxpr", "scan", "simplify", "stop_gradient",
     "tree_util", "value_and_grad", "vjp", "vmap", "while_loop",
-    "explain_cache_miss", "render", "to_dot",
+    "clear_caches", "explain_cache_miss", "render", "to_dot",
+    "derivatives", "jet", "taylor_coefficients",
 ]

@@ -17,7 +17,10 @@ from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.evaluation import def_impl, impl_rules
-from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
+from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero
+from fxgrad.interpreters.taylor import (add_terms, cauchy, def_jet, fit, full, linear_jet,
+                                        mul_terms, scale, series_product, series_reciprocal,
+                                        zero_series, jvp_jet)
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import check_float, coerce, elementwise, unbroadcast
@@ -77,6 +80,10 @@ def _add_lowering(ctx: Any, x: str, y: str) -> str:
 
 def_elementwise_batch(add_p)
 
+@def_jet(add_p)
+def _add_jet(primals: Any, series: Any) -> Any:
+    return add(*primals), [add_terms(a, b) for a, b in zip(*series)]
+
 
 sub_p = elementwise("sub", np.subtract, 2, floats_only=False)
 
@@ -108,6 +115,10 @@ def _sub_lowering(ctx: Any, x: str, y: str) -> str:
 
 
 def_elementwise_batch(sub_p)
+
+@def_jet(sub_p)
+def _sub_jet(primals: Any, series: Any) -> Any:
+    return sub(*primals), [add_terms(a, scale(b, -1.0)) for a, b in zip(*series)]
 
 
 mul_p = elementwise("mul", np.multiply, 2, floats_only=False)
@@ -145,6 +156,14 @@ def _mul_lowering(ctx: Any, x: str, y: str) -> str:
 
 
 def_elementwise_batch(mul_p)
+
+@def_jet(mul_p)
+def _mul_jet(primals: Any, series: Any) -> Any:
+    (x, y), (xs, ys) = primals, series
+    out = mul(x, y)
+    aval = aval_of(out)
+    a, b = full(x, xs), full(y, ys)
+    return out, [cauchy(a, b, k, aval, 0) for k in range(1, len(xs) + 1)]
 
 
 div_p = elementwise("div", np.true_divide, 2, floats_only=False)
@@ -191,6 +210,17 @@ def _div_lowering(ctx: Any, x: str, y: str) -> str:
 
 def_elementwise_batch(div_p)
 
+@def_jet(div_p)
+def _div_jet(primals: Any, series: Any) -> Any:
+    # z y = x: z_k = (x_k - sum_{j=1}^{k} y_j z_{k-j}) / y_0
+    (x, y), (xs, ys) = primals, series
+    z = [div(x, y)]
+    aval, b = aval_of(z[0]), full(y, ys)
+    for k in range(1, len(xs) + 1):
+        known = add_terms(*(mul_terms(b[j], z[k - j], aval) for j in range(1, k + 1)), Zero(aval))
+        z.append(fit(div(instantiate(fit(add_terms(xs[k - 1], scale(known, -1.0)), aval)), y), aval))
+    return z[0], z[1:]
+
 
 neg_p = elementwise("neg", np.negative, 1, floats_only=False)
 
@@ -215,6 +245,7 @@ def _neg_lowering(ctx: Any, x: str) -> str:
 
 
 def_elementwise_batch(neg_p)
+linear_jet(neg_p)
 
 
 def _max_weight(x: Any, y: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -262,6 +293,7 @@ def _max_lowering(ctx: Any, x: str, y: str) -> str:
 
 
 def_elementwise_batch(max_p)
+linear_jet(max_p)
 
 
 min_p = elementwise("min", np.minimum, 2, floats_only=False)
@@ -286,6 +318,7 @@ def _min_lowering(ctx: Any, x: str, y: str) -> str:
 
 
 def_elementwise_batch(min_p)
+linear_jet(min_p)
 
 
 pow_p = elementwise("pow", np.power, 2, floats_only=True)
@@ -321,6 +354,22 @@ def _pow_lowering(ctx: Any, x: str, y: str) -> str:
 
 
 def_elementwise_batch(pow_p)
+
+
+@def_jet(pow_p)
+def _pow_jet(primals: Any, series: Any) -> Any:
+    # constant exponent p: x z' = p z x', so k x_0 z_k = sum_{j=1}^{k} (p j - k + j) x_j z_{k-j}
+    (x, p), (xs, ps) = primals, series
+    if not all(is_zero(t) for t in ps):
+        return jvp_jet(pow_p, primals, series)
+    z = [pow(x, p)]
+    aval, a = aval_of(z[0]), full(x, xs)
+    for k in range(1, len(xs) + 1):
+        terms = [mul_terms(mul_terms(a[j], z[k - j], aval), add(mul(p, float(j)), float(j - k)),
+                           aval) for j in range(1, k + 1)]
+        z.append(fit(div(instantiate(fit(add_terms(*terms, Zero(aval)), aval)),
+                         mul(x, float(k))), aval))
+    return z[0], z[1:]
 
 
 integer_pow_p = Primitive("integer_pow")
@@ -377,3 +426,22 @@ def _integer_pow_lowering(ctx: Any, x: str, *, y: int) -> str:
 
 
 def_elementwise_batch(integer_pow_p)
+
+@def_jet(integer_pow_p)
+def _integer_pow_jet(primals: Any, series: Any, y: int) -> Any:
+    """x^n by repeated squaring of series (exact at x = 0, unlike the pow recurrence)."""
+    (x,), (xs,) = primals, series
+    out = integer_pow(x, y)
+    aval, order = aval_of(out), len(xs)
+    if y == 0:
+        return out, zero_series(out, order)
+    result, base, n = None, full(x, xs), abs(y)
+    while n:
+        if n & 1:
+            result = base if result is None else series_product(result, base, order, aval)
+        n >>= 1
+        if n:
+            base = series_product(base, base, order, aval)
+    if y < 0:
+        result = series_reciprocal(result, order, aval)
+    return out, result[1:]

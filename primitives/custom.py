@@ -23,6 +23,7 @@ jit lowers the primal program inline.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Callable, Sequence
 
 from fxgrad.core.errors import FxTypeError, at_user_line
@@ -30,6 +31,7 @@ from fxgrad.core.ir import Program, ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules, trace_to_program
 from fxgrad.interpreters.batching import batch_program, batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import def_impl, eval_program
+from fxgrad.interpreters.taylor import def_jet, jet_program
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, jvp_program, tangent_dtype
 from fxgrad.interpreters.transpose import def_transpose
 from fxgrad.jit.lowering import Ctx, def_lowering
@@ -141,11 +143,14 @@ class LazyProgram:
         self.name = name
         self._make: Callable[[], tuple[Program, list[Any]]] | None = make
         self._traced: tuple[Program, list[Any]] | None = None
+        self._lock = threading.RLock()   # threads tracing one rule wait for the first
 
     def get(self) -> tuple[Program, list[Any]]:
         if self._traced is None:
-            assert self._make is not None
-            self._traced, self._make = self._make(), None
+            with self._lock:
+                if self._traced is None:
+                    assert self._make is not None
+                    self._traced, self._make = self._make(), None
         return self._traced
 
     def run(self, args: Sequence[Any]) -> list[Any]:
@@ -256,6 +261,13 @@ def _custom_vjp_jvp(primals: Sequence[Any], tangents: Sequence[Any], *, fun: Pro
     return outs[:num_out], out_dots
 
 
+@def_jet(custom_vjp_call_p)
+def _custom_vjp_jet(primals: Sequence[Any], series: Sequence[Any], *, fun: Program,
+                    **params: Any) -> Any:
+    """Taylor mode has no use for a reverse-mode rule: it runs through `fun`, as JAX's jet."""
+    return jet_program(fun, primals, series)
+
+
 @def_batch(custom_vjp_call_p)
 def _custom_vjp_batch(args: Sequence[Any], dims: Sequence[int | None], *, fun: Program,
                       fwd: LazyProgram, bwd: LazyProgram, num_consts: int) -> Any:
@@ -361,6 +373,11 @@ def _remat_jvp(primals: Sequence[Any], tangents: Sequence[Any], *, program: Prog
     out_dots = remat_lin_p.bind(*primals, *_pick(tangents, nonzero), program=program,
                                 nonzero=nonzero)
     return outs, out_dots
+
+
+@def_jet(remat_call_p)
+def _remat_jet(primals: Sequence[Any], series: Sequence[Any], *, program: Program) -> Any:
+    return jet_program(program, primals, series)   # rematerialisation is a reverse-mode matter
 
 
 @def_batch(remat_call_p)

@@ -32,7 +32,8 @@ from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.batching import def_batch
 from fxgrad.interpreters.evaluation import impl_rules
-from fxgrad.interpreters.jvp import def_jvp, is_zero
+from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
+from fxgrad.interpreters.taylor import add_terms, def_jet
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_lowering, np_dtype
 
@@ -140,6 +141,18 @@ def _dot_general_jvp(primals: Any, tangents: Any, dimension_numbers: DimensionNu
     if not is_zero(y_dot):
         terms.append(dot_general(x, y_dot, dimension_numbers))
     return out, terms[0] if len(terms) == 1 else add(*terms)
+
+
+@def_jet(dot_general_p)
+def _dot_general_jet(primals: Any, series: Any, dimension_numbers: DimensionNumbers) -> Any:
+    # bilinear: z_k = sum_{j=0}^{k} dot(x_j, y_{k-j})
+    (x, y), (xs, ys) = primals, series
+    a, b = [x, *xs], [y, *ys]
+    out = dot_general(x, y, dimension_numbers)
+    aval = aval_of(out)
+    terms = [[dot_general(a[j], b[k - j], dimension_numbers) for j in range(k + 1)
+              if not is_zero(a[j]) and not is_zero(b[k - j])] for k in range(1, len(xs) + 1)]
+    return out, [add_terms(*t) if t else Zero(aval) for t in terms]
 
 
 def _argsort(dims: Sequence[int]) -> Dims:

@@ -24,6 +24,7 @@ from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, Tracer
 from fxgrad.interpreters.batching import batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import def_impl, impl_rules
+from fxgrad.interpreters.taylor import linear_jet
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, linear_jvp
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
@@ -82,6 +83,7 @@ def _slice_shape(x: ShapedArray, start_indices: tuple[int, ...], limit_indices: 
 
 
 linear_jvp(slice_p)
+linear_jet(slice_p)
 
 
 @def_transpose(slice_p)
@@ -223,6 +225,9 @@ def _sum_outside(ct: Any, ct_inside: Any, value_aval: ShapedArray) -> Any:
     from fxgrad.primitives.reduce import reduce_sum
     total = reduce_sum(ct, tuple(range(aval_of(ct).ndim)))
     return sub(total, reduce_sum(ct_inside, tuple(range(aval_of(ct).ndim))))
+
+
+linear_jet(pad_p)
 
 
 @def_batch(pad_p)
@@ -374,6 +379,9 @@ def _folded_indices(indices: Any, i_dim: int, n: int, size: int) -> Any:
     return arith.add(indices, np.broadcast_to(offsets, shape).copy())
 
 
+linear_jet(gather_p)
+
+
 @def_batch(gather_p)
 def _gather_batch(args: Sequence[Any], dims: Sequence[int | None],
                   axis: int) -> tuple[Any, int]:
@@ -461,6 +469,9 @@ def _scatter_add_lowering(ctx: Ctx, operand: str, indices: str, updates: str,
 def _scatter_add_transpose(ct: Any, operand: Any, indices: Any, updates: Any, axis: int) -> Any:
     ct_updates = gather(ct, indices, axis) if is_undefined(updates) else None
     return [ct if is_undefined(operand) else None, None, ct_updates]
+
+
+linear_jet(scatter_add_p)
 
 
 @def_batch(scatter_add_p)

@@ -23,6 +23,7 @@ from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.batching import def_elementwise_batch
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero, jvp_rules
+from fxgrad.interpreters.taylor import linear_jet, zero_jet
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import binary_shape, coerce
@@ -34,6 +35,7 @@ def def_zero_jvp(prim: Primitive) -> None:
         out = prim.bind(*primals, **params)
         return out, Zero(aval_of(out))
     jvp_rules[prim] = rule
+    zero_jet(prim)
 
 
 def def_operator_lowering(prim: Primitive, template: str) -> None:
@@ -154,3 +156,4 @@ def _select_transpose(ct: Any, pred: Any, on_true: Any, on_false: Any) -> Any:
 def_operator_lowering(select_p, "{1} if {0} else {2}")
 # The branches must share one shape, so an unbatched scalar branch is broadcast too.
 def_elementwise_batch(select_p, scalars_broadcast=(True, False, False))
+linear_jet(select_p)

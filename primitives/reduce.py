@@ -32,6 +32,7 @@ from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.batching import def_batch
 from fxgrad.interpreters.evaluation import impl_rules
+from fxgrad.interpreters.taylor import linear_jet
 from fxgrad.interpreters.jvp import def_jvp
 from fxgrad.interpreters.transpose import def_transpose
 from fxgrad.jit.lowering import def_lowering, np_dtype
@@ -266,6 +267,7 @@ def _reduce_sum_transpose(ct: Any, x: Any, axes: tuple[int, ...]) -> Any:
 
 def_lowering(reduce_sum_p)(_reduction_lowering("sum"))
 def_batch(reduce_sum_p)(_reduction_batch(reduce_sum))
+linear_jet(reduce_sum_p)
 
 
 def _extremum(name: str, np_fn: Any) -> Primitive:
@@ -303,6 +305,7 @@ def reduce_max(x: Any, axes: Iterable[int]) -> Any:
 
 
 def_jvp(reduce_max_p)(_extremum_jvp(reduce_max))
+linear_jet(reduce_max_p)
 def_lowering(reduce_max_p)(_reduction_lowering("max"))
 def_batch(reduce_max_p)(_reduction_batch(reduce_max))
 
@@ -314,6 +317,7 @@ def reduce_min(x: Any, axes: Iterable[int]) -> Any:
 
 
 def_jvp(reduce_min_p)(_extremum_jvp(reduce_min))
+linear_jet(reduce_min_p)
 def_lowering(reduce_min_p)(_reduction_lowering("min"))
 def_batch(reduce_min_p)(_reduction_batch(reduce_min))
 
@@ -507,6 +511,9 @@ def _emit_row_running_sum(ctx: Any, x_rows: str, out_rows: str, order: list[int]
         ctx.emit(f"for {k} in range({inner}):")
         with ctx.indented():
             ctx.emit(f"{out_rows}{j}, {k}] = {out_rows}{previous}, {k}] + {x_rows}{j}, {k}]")
+
+
+linear_jet(cumsum_p)
 
 
 @def_batch(cumsum_p)

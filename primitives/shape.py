@@ -25,6 +25,7 @@ from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.batching import batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import impl_rules
+from fxgrad.interpreters.taylor import linear_jet
 from fxgrad.interpreters.jvp import Zero, def_jvp, linear_jvp
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import Ctx, def_elementwise_lowering, def_lowering, np_dtype
@@ -157,6 +158,7 @@ def _broadcast_in_dim_shape(x: ShapedArray, shape: tuple[int, ...],
 
 
 linear_jvp(broadcast_in_dim_p)
+linear_jet(broadcast_in_dim_p)
 
 
 @def_transpose(broadcast_in_dim_p)
@@ -233,6 +235,7 @@ def _reshape_shape(x: ShapedArray, new_sizes: tuple[int, ...]) -> ShapedArray:
 
 
 linear_jvp(reshape_p)
+linear_jet(reshape_p)
 
 
 @def_transpose(reshape_p)
@@ -295,6 +298,7 @@ def _transpose_shape(x: ShapedArray, permutation: tuple[int, ...]) -> ShapedArra
 
 
 linear_jvp(transpose_p)
+linear_jet(transpose_p)
 
 
 @def_transpose(transpose_p)
@@ -348,6 +352,7 @@ def _squeeze_shape(x: ShapedArray, dimensions: tuple[int, ...]) -> ShapedArray:
 
 
 linear_jvp(squeeze_p)
+linear_jet(squeeze_p)
 
 
 @def_transpose(squeeze_p)
@@ -392,6 +397,7 @@ def _expand_dims_shape(x: ShapedArray, dimensions: tuple[int, ...]) -> ShapedArr
 
 
 linear_jvp(expand_dims_p)
+linear_jet(expand_dims_p)
 
 
 @def_transpose(expand_dims_p)
@@ -450,6 +456,7 @@ def _drop(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
 
 
 linear_jvp(concatenate_p)
+linear_jet(concatenate_p)
 
 
 @def_transpose(concatenate_p)
@@ -529,6 +536,9 @@ def _convert_element_type_transpose(ct: Any, x: Any, new_dtype: np.dtype) -> Any
 def _convert_element_type_lowering(ctx: Ctx, x: str, new_dtype: np.dtype) -> str:
     # numba's integer casts truncate toward zero like astype; bool means "nonzero"
     return f"({x} != 0)" if new_dtype.kind == "b" else ctx.cast(x)
+
+
+linear_jet(convert_element_type_p)
 
 
 @def_batch(convert_element_type_p)

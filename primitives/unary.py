@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 
 from fxgrad.core.trace import Primitive
-from fxgrad.interpreters.jvp import def_jvp
+from fxgrad.core.ir import aval_of
+from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate
+from fxgrad.interpreters.taylor import (add_terms, cauchy, def_jet, fit, full, integrate,
+                                        linear_jet, mul_terms, ode_series, scale)
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.arith import add, div, mul, neg, sub, typed
 from fxgrad.primitives.common import elementwise
@@ -46,6 +49,11 @@ def _exp_jvp(primals: Any, tangents: Any) -> Any:
 def_ufunc_lowering(exp_p, "exp")
 def_elementwise_batch(exp_p)
 
+@def_jet(exp_p)
+def _exp_jet(primals: Any, series: Any) -> Any:
+    out = exp(primals[0])   # y' = y x'
+    return out, ode_series(out, full(out, series[0]), lambda y, m: y[m], len(series[0]))
+
 
 log_p = elementwise("log", np.log, 1)
 
@@ -62,6 +70,20 @@ def _log_jvp(primals: Any, tangents: Any) -> Any:
 
 def_ufunc_lowering(log_p, "log")
 def_elementwise_batch(log_p)
+
+@def_jet(log_p)
+def _log_jet(primals: Any, series: Any) -> Any:
+    return log(primals[0]), log_series(primals[0], series[0])
+
+
+def log_series(x: Any, xs: Any) -> list[Any]:
+    """Series of log(x): x y' = x', so y_k = (x_k - (1/k) sum_{j<k} j y_j x_{k-j}) / x_0."""
+    aval, a, y = aval_of(x), full(x, xs), [None]
+    for k in range(1, len(xs) + 1):
+        known = add_terms(*(scale(mul_terms(y[j], a[k - j], aval), j / k) for j in range(1, k)),
+                          Zero(aval))
+        y.append(fit(div(instantiate(fit(add_terms(a[k], scale(known, -1.0)), aval)), x), aval))
+    return y[1:]
 
 
 log1p_p = elementwise("log1p", np.log1p, 1)
@@ -81,6 +103,10 @@ def _log1p_jvp(primals: Any, tangents: Any) -> Any:
 def_ufunc_lowering(log1p_p, "log1p")
 def_elementwise_batch(log1p_p)
 
+@def_jet(log1p_p)
+def _log1p_jet(primals: Any, series: Any) -> Any:
+    return log1p(primals[0]), log_series(add(primals[0], 1.0), series[0])
+
 
 expm1_p = elementwise("expm1", np.expm1, 1)
 
@@ -98,6 +124,12 @@ def _expm1_jvp(primals: Any, tangents: Any) -> Any:
 
 def_ufunc_lowering(expm1_p, "expm1")
 def_elementwise_batch(expm1_p)
+
+@def_jet(expm1_p)
+def _expm1_jet(primals: Any, series: Any) -> Any:
+    out = expm1(primals[0])   # y' = (y + 1) x'
+    g = lambda y, m: add(y[0], 1.0) if m == 0 else y[m]  # noqa: E731
+    return out, ode_series(out, full(out, series[0]), g, len(series[0]))
 
 
 sin_p = elementwise("sin", np.sin, 1)
@@ -133,6 +165,27 @@ def _cos_jvp(primals: Any, tangents: Any) -> Any:
 def_ufunc_lowering(cos_p, "cos")
 def_elementwise_batch(cos_p)
 
+def sin_cos_series(x: Any, xs: Any) -> tuple[Any, Any, list[Any], list[Any]]:
+    """sin and cos of a series together: s' = c x', c' = -s x'."""
+    aval, a = aval_of(x), full(x, xs)
+    s, c = [sin(x)], [cos(x)]
+    for k in range(1, len(xs) + 1):
+        s.append(fit(integrate(a, c, k, aval), aval))
+        c.append(fit(scale(integrate(a, s, k, aval), -1.0), aval))
+    return s[0], c[0], s[1:], c[1:]
+
+
+@def_jet(sin_p)
+def _sin_jet(primals: Any, series: Any) -> Any:
+    s, _, s_series, _ = sin_cos_series(primals[0], series[0])
+    return s, s_series
+
+
+@def_jet(cos_p)
+def _cos_jet(primals: Any, series: Any) -> Any:
+    _, c, _, c_series = sin_cos_series(primals[0], series[0])
+    return c, c_series
+
 
 tan_p = elementwise("tan", np.tan, 1)
 
@@ -149,6 +202,13 @@ def _tan_jvp(primals: Any, tangents: Any) -> Any:
 
 def_ufunc_lowering(tan_p, "tan")
 def_elementwise_batch(tan_p)
+
+@def_jet(tan_p)
+def _tan_jet(primals: Any, series: Any) -> Any:
+    out = tan(primals[0])   # y' = (1 + y^2) x'
+    aval = aval_of(out)
+    g = lambda y, m: add(1.0, mul(y[0], y[0])) if m == 0 else cauchy(y, y, m, aval)  # noqa: E731
+    return out, ode_series(out, full(out, series[0]), g, len(series[0]))
 
 
 tanh_p = elementwise("tanh", np.tanh, 1)
@@ -172,6 +232,14 @@ def _tanh_lowering(ctx: Any, x: str) -> str:
 
 def_elementwise_batch(tanh_p)
 
+@def_jet(tanh_p)
+def _tanh_jet(primals: Any, series: Any) -> Any:
+    out = tanh(primals[0])   # y' = (1 - y^2) x'
+    aval = aval_of(out)
+    g = lambda y, m: (sub(1.0, mul(y[0], y[0])) if m == 0  # noqa: E731
+                      else scale(cauchy(y, y, m, aval), -1.0))
+    return out, ode_series(out, full(out, series[0]), g, len(series[0]))
+
 
 def _logistic_impl(x: np.ndarray) -> np.ndarray:
     # exp(-|x|) never overflows: 1/(1+e) for x >= 0 and e/(1+e) = 1/(1+exp(-x)) for x < 0.
@@ -189,8 +257,9 @@ def logistic(x: Any) -> Any:
 
 @def_jvp(logistic_p)
 def _logistic_jvp(primals: Any, tangents: Any) -> Any:
+    # σ' = σ(x) σ(-x): accurate where 1 - σ(x) would cancel (large x)
     out = logistic(primals[0])
-    return out, mul(tangents[0], mul(out, sub(1.0, out)))
+    return out, mul(tangents[0], mul(out, logistic(neg(primals[0]))))
 
 
 @def_elementwise_lowering(logistic_p)
@@ -201,6 +270,13 @@ def _logistic_lowering(ctx: Any, x: str) -> str:
 
 
 def_elementwise_batch(logistic_p)
+
+@def_jet(logistic_p)
+def _logistic_jet(primals: Any, series: Any) -> Any:
+    out = logistic(primals[0])   # y' = (y - y^2) x'
+    aval = aval_of(out)
+    g = lambda y, m: add_terms(y[m], scale(cauchy(y, y, m, aval), -1.0))  # noqa: E731
+    return out, ode_series(out, full(out, series[0]), g, len(series[0]))
 
 
 sqrt_p = elementwise("sqrt", np.sqrt, 1)
@@ -219,6 +295,18 @@ def _sqrt_jvp(primals: Any, tangents: Any) -> Any:
 def_ufunc_lowering(sqrt_p, "sqrt")
 def_elementwise_batch(sqrt_p)
 
+@def_jet(sqrt_p)
+def _sqrt_jet(primals: Any, series: Any) -> Any:
+    # y^2 = x: y_k = (x_k - sum_{0<j<k} y_j y_{k-j}) / (2 y_0)
+    (x,), (xs,) = primals, series
+    y = [sqrt(x)]
+    aval, twice = aval_of(y[0]), mul(y[0], 2.0)
+    for k in range(1, len(xs) + 1):
+        rest = add_terms(*(mul_terms(y[j], y[k - j], aval) for j in range(1, k)), Zero(aval))
+        y.append(fit(div(instantiate(fit(add_terms(xs[k - 1], scale(rest, -1.0)), aval)), twice),
+                     aval))
+    return y[0], y[1:]
+
 
 abs_p = elementwise("abs", np.abs, 1, floats_only=False)
 
@@ -229,8 +317,9 @@ def abs(x: Any) -> Any:   # noqa: A001  (the catalogue name; shadows the builtin
 
 @def_jvp(abs_p)
 def _abs_jvp(primals: Any, tangents: Any) -> Any:
-    (x,), (x_dot,) = primals, tangents   # derivative 0 at x == 0, as sign(0) == 0
-    return abs(x), mul(x_dot, sign(x))
+    from fxgrad.primitives.logic import ge, select
+    (x,), (x_dot,) = primals, tangents   # derivative 1 at x == 0 (the x >= 0 side), as JAX
+    return abs(x), select(ge(x, 0.0), x_dot, neg(x_dot))
 
 
 @def_elementwise_lowering(abs_p)
@@ -239,6 +328,7 @@ def _abs_lowering(ctx: Any, x: str) -> str:
 
 
 def_elementwise_batch(abs_p)
+linear_jet(abs_p)
 
 
 sign_p = elementwise("sign", np.sign, 1, floats_only=False)
@@ -294,7 +384,12 @@ def_zero_jvp(stop_gradient_p)
 
 
 def stop_gradient(x: Any) -> Any:
-    """x itself, treated as a constant by every differentiation."""
+    """x itself, treated as a constant by every differentiation.
+
+    >>> import fxgrad as fx
+    >>> fx.grad(lambda x: x * fx.stop_gradient(x))(3.0)   # d/dx of x * c, c = 3
+    array(3.)
+    """
     return stop_gradient_p.bind(x)
 
 

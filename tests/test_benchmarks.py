@@ -11,5 +11,5 @@ def test_benchmarks_quick_mode_runs_and_agrees():
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    for name in ("P1", "P2", "P3", "P4", "P5", "P6"):
+    for name in ("P1", "P2", "P3", "P4", "P5", "P6", "T1 jet", "T2 nested"):
         assert f"\n{name} " in out.stdout, out.stdout

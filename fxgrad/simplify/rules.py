@@ -12,7 +12,7 @@ rule is an identity of real arithmetic, so results change at most by rounding:
   operation is used unbroadcast (binary primitives take scalar operands), and sums of
   broadcasts become products;
 * numerically stable forms: log(1+x) -> log1p(x), exp(x)-1 -> expm1(x),
-  log(logistic(x)) -> min(x,0) - log1p(exp(-|x|)), log(sum(exp(x))) -> logsumexp,
+  log(logistic(x)) -> -softplus(-x) (two exact branches), log(sum(exp(x))) -> logsumexp,
   exp(x)/sum(exp(x)) -> softmax shifted by the max (also seen through the reshapes,
   expand_dims and broadcasts of keepdims-style code).
 
@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxgrad.config import config
-from fxgrad.core.ir import Atom, Literal
+from fxgrad.core.ir import Atom, Eqn, Literal
 from fxgrad.core.trace import abstract_eval
 from fxgrad.primitives import arith, dot, logic, reduce, shape, unary
 from fxgrad.simplify.passes import commutative, rewrite_rules
@@ -338,10 +338,8 @@ def log_stable(rw: Any, x: Atom) -> Atom | None:
             return rw.emit(unary.log1p_p, a)
     if inner.prim is unary.exp_p:
         return inner.inputs[0]
-    if inner.prim is unary.logistic_p:   # log σ(z) = min(z, 0) - log1p(exp(-|z|))
-        z = inner.inputs[0]
-        tail = rw.emit(unary.log1p_p, rw.emit(unary.exp_p, rw.emit(arith.neg_p, rw.emit(unary.abs_p, z))))
-        return rw.emit(arith.sub_p, rw.emit(arith.min_p, z, lit(0, z)), tail)
+    if inner.prim is unary.logistic_p:
+        return _log_sigmoid(rw, inner.inputs[0])
     src, chain = through_shape_ops(rw, x)   # log(bcast(s)) = bcast(log(s))
     sum_eqn = made_by(rw, src, reduce.reduce_sum_p)
     exp_eqn = None if sum_eqn is None else made_by(rw, sum_eqn.inputs[0], unary.exp_p)
@@ -355,7 +353,7 @@ _SHAPE_OPS = (shape.reshape_p, shape.expand_dims_p, shape.squeeze_p, shape.broad
 
 def through_shape_ops(rw: Any, atom: Atom) -> tuple[Atom, list]:
     """(source, eqns): `atom` is `source` put through the shape-only equations `eqns`."""
-    chain = []
+    chain: list[Eqn] = []
     eqn = rw.producer(atom)
     while eqn is not None and eqn.prim in _SHAPE_OPS and len(chain) < 4:
         chain.append(eqn)
@@ -368,6 +366,15 @@ def replay(rw: Any, atom: Atom, chain: list) -> Atom:
     for eqn in chain:
         atom = rw.emit(eqn.prim, atom, **eqn.params)
     return atom
+
+
+def _log_sigmoid(rw: Any, z: Any) -> Any:
+    """log σ(z) = -log1p(exp(-z)) for z >= 0, z - log1p(exp(z)) below: exact branches
+    (so every derivative is right at 0 too), with exp of a value <= 0 in both."""
+    positive, zero = rw.emit(logic.ge_p, z, lit(0, z)), zeros_like(rw, z)
+    head = rw.emit(logic.select_p, positive, zero, z)
+    exponent = rw.emit(logic.select_p, positive, rw.emit(arith.neg_p, z), z)
+    return rw.emit(arith.sub_p, head, rw.emit(unary.log1p_p, rw.emit(unary.exp_p, exponent)))
 
 
 def _sums_exp_of(rw: Any, sum_eqn: Any, z: Atom) -> bool:

@@ -255,3 +255,12 @@ def test_where_needs_both_branches():
         fnp.where(np.ones(2) > 0, 1.0)
     with pytest.raises(fx.FxTypeError, match="three-argument"):
         fx.make_jaxpr(lambda x: fnp.where(x > 0))(np.ones(2))
+
+
+def test_logaddexp_derivatives_are_exact_at_ties_and_accurate_in_the_tails():
+    softplus = lambda z: fnp.logaddexp(0.0, z)  # noqa: E731
+    assert float(fx.grad(softplus)(0.0)) == 0.5
+    assert float(fx.grad(fx.grad(softplus))(0.0)) == 0.25
+    assert float(fx.grad(fx.grad(fx.grad(softplus)))(0.0)) == 0.0
+    assert float(softplus(-40.0)) == np.logaddexp(0.0, -40.0)
+    assert float(fx.grad(softplus)(-np.inf)) == 0.0

@@ -129,8 +129,9 @@ CASES = {
                     "{ lambda ; a:f64[3]. let in (a,) }"),
     "log(logistic(x))": (
         "log_stable", lambda x: fnp.log(logistic(x)), (V3,), 2,
-        "{ lambda ; a:f64[3]. let b:f64[3] = abs a c:f64[3] = neg b d:f64[3] = exp c "
-        "e:f64[3] = log1p d f:f64[3] = min a 0.0 g:f64[3] = sub f e in (g,) }"),
+        "{ lambda a:f64[3] ; b:f64[3]. let c:bool[3] = ge b 0.0 d:f64[3] = select c a b "
+        "e:f64[3] = neg b f:f64[3] = select c e b g:f64[3] = exp f h:f64[3] = log1p g "
+        "i:f64[3] = sub d h in (i,) }"),
     "reshape of reshape": ("reshape_identities", lambda x: x.reshape(3, 2).reshape(6), (M23,), 2,
                            "{ lambda ; a:f64[2,3]. let b:f64[6] = reshape[new_sizes=(6,)] a "
                            "in (b,) }"),
@@ -372,3 +373,10 @@ def test_stable_forms_agree_with_naive_ones_on_moderate_inputs():
     for fun in funs:
         naive, simple = naive_and_simplified(fun, x)
         np.testing.assert_allclose(simple, naive, rtol=1e-13, atol=1e-15)
+
+
+def test_log_logistic_rewrite_keeps_every_derivative_at_zero():
+    # log σ'(0) = 1/2, log σ''(0) = -1/4; a min/abs form would give 1 or 0 there
+    f = fx.jit(lambda x: fnp.log(logistic(x)))
+    assert float(fx.grad(f)(0.0)) == 0.5
+    assert float(fx.grad(fx.grad(f))(0.0)) == -0.25
