@@ -25,7 +25,7 @@ from fxgrad.numpy._promote import (broadcast_shapes, broadcast_to_shape, canonic
                                    cast, contains_tracer, dtype_of, is_traced, operand, out,
                                    shape_of)
 from fxgrad.numpy.elementwise import add, multiply, where
-from fxgrad.primitives import logic, shape as shape_prims
+from fxgrad.primitives import arith, logic, shape as shape_prims
 from fxgrad.primitives.indexing import gather, scatter_add, static_slice
 
 
@@ -119,7 +119,8 @@ def _wrap_concrete(idx: Any, n: int, axis: int) -> Any:
 
 
 def _wrap_traced(idx: Any, n: int) -> Any:
-    """Negative traced indices count from the end (unsigned ones cannot be negative)."""
+    """Negative traced indices count from the end (unsigned ones cannot be negative);
+    `gather` clamps the ones still out of range, as JAX does."""
     if dtype_of(idx).kind == "u":
         return idx
     return logic.select(logic.lt(idx, 0), cast(add(idx, n), dtype_of(idx)), idx)
@@ -257,8 +258,8 @@ def take(a: Any, indices: Any, axis: Any = None, mode: Any = None) -> Any:
 def take_along_axis(arr: Any, indices: Any, axis: int) -> Any:
     """`arr` picked at `indices` along `axis`, other axes matched by position (broadcast).
 
-    Concrete indices are bounds-checked; traced ones must be in range (negative ones count
-    from the end; out-of-range ones give unspecified elements instead of an error).
+    Concrete indices are bounds-checked; traced ones count from the end when negative and
+    are clamped into range when out of it (as JAX does), since they cannot raise.
 
     >>> import fxgrad as fx, fxgrad.numpy as fnp, numpy as np
     >>> fnp.take_along_axis(np.array([[3, 1], [2, 4]]), np.array([[1], [0]]), axis=1)
@@ -277,6 +278,8 @@ def take_along_axis(arr: Any, indices: Any, axis: int) -> Any:
     base = sum(np.arange(n).reshape([-1 if d == i else 1 for d in range(len(s))]) * strides[i]
                for i, n in enumerate(out_shape) if i != ax)
     idx = cast(_wrap(idx, s[ax], ax), np.int64)
+    if is_traced(idx):   # clamp per axis: the gather below only clamps the flat index
+        idx = arith.min(arith.max(idx, 0), max(s[ax] - 1, 0))
     flat = add(idx if strides[ax] == 1 else multiply(idx, int(strides[ax])),
                np.asarray(base, np.int64))
     flat = broadcast_to_shape(flat, out_shape)

@@ -170,3 +170,9 @@ def test_diagonal_of_stacked_matrices(matches_numpy):
     matches_numpy(fnp.trace(X, 0, 2, 1), np.trace(X, 0, 2, 1))
     matches_numpy(fnp.tril(X), np.tril(X))
     check_grads(lambda v: fnp.diagonal(v, -1, 2, 0), (X,), order=2)
+
+
+def test_take_along_axis_clamps_out_of_range_traced_indices_per_axis():
+    a = np.arange(4.0).reshape(2, 2)
+    picked = fx.jit(lambda i: fnp.take_along_axis(a, i, axis=1))(np.array([[5], [-7]]))
+    np.testing.assert_array_equal(picked, [[1.0], [2.0]])   # a[0, 1] and a[1, 0]
