@@ -5,7 +5,7 @@ program == `jit` (several programs, with their JVPs and gradients, share one ker
 JVPs against central differences and VJPs by the dot-product test, to second order
 (`check_grads`); Hessians forward-over-forward, forward-over-reverse (`hessian`, `hvp`)
 and reverse-over-forward agree; `vmap` (of the program and of its gradient) agrees with
-a loop. The default run has a fixed budget (derandomized, so CI sees the same programs
+a loop; Taylor mode (`fx.jet`, order 3) agrees with nested `jvp` along the same path. The default run has a fixed budget (derandomized, so CI sees the same programs
 and a warm numba cache); the `slow` versions draw 10x as many, at random: hypothesis
 prints the falsifying program and a `@reproduce_failure` blob. The counts are printed
 in the terminal summary (conftest.py).
@@ -244,3 +244,45 @@ def test_vmap_agrees_with_a_loop(case):
 @given(batched_cases())
 def test_vmap_agrees_with_a_loop_slow(case):
     check_vmap(*case)
+
+
+# ---------------------------------------------------------------- Taylor mode
+
+def _path_derivatives(program, args, series):
+    """d^k/dt^k of the program along x + v_1 t + v_2 t^2/2 + ..., by nesting jvp in t."""
+    def along(t):
+        return program(*[x + sum(v * t ** k / np.prod(np.arange(1, k + 1)) for k, v in
+                                 enumerate(vs, 1)) for x, vs in zip(args, series)])
+    derivs, g = [], along
+    for _ in range(len(series[0])):
+        g = (lambda h: lambda t: fx.jvp(h, (t,), (1.0,))[1])(g)
+        derivs.append(g(0.0))
+    return derivs
+
+
+def check_jet(program, args, seed):
+    """fx.jet of order 3 along a random polynomial path == nested jvp along that path."""
+    evaluate(program, args)
+    if "fwd" not in program.modes or kink_margin(program, args) < KINK_MARGIN:
+        COUNTS["Taylor mode (skipped: reverse-only or near a kink)"] += 1
+        return
+    rng = np.random.default_rng(seed)
+    series = tuple([0.1 * rng.standard_normal(np.shape(x)) for _ in range(3)] for x in args)
+    _, terms = fx.jet(program, args, series)
+    for k, (got, want) in enumerate(zip(zip(*terms), _path_derivatives(program, args, series)), 1):
+        assert_close(got, want, f"jet vs nested jvp, order {k}", rtol=1e-8)
+        COUNTS["derivative checks"] += 1
+    COUNTS["Taylor mode (jet)"] += 1
+
+
+@settings(FAST, max_examples=60)
+@given(programs_and_inputs(), st.integers(0, 2 ** 16))
+def test_jet_agrees_with_nested_jvp(case, seed):
+    check_jet(*case, seed)
+
+
+@pytest.mark.slow
+@settings(SLOW, max_examples=600)
+@given(programs_and_inputs(), st.integers(0, 2 ** 16))
+def test_jet_agrees_with_nested_jvp_slow(case, seed):
+    check_jet(*case, seed)
