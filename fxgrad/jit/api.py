@@ -60,6 +60,7 @@ class Entry:
         self.key: Any = None                  # this entry's key in JitFunction._entries
         self.kernel: Callable[..., Any] | None = None
         self.compiled = False             # has the kernel run (been compiled) once?
+        self.direct: Callable[..., Any] | None = None   # the fast path's call, once compiled
         self.last_used = next(_clock)
         self._lock = threading.Lock()
         self.out_dtypes = tuple(v.aval.dtype for v in program.outvars)
@@ -78,7 +79,10 @@ class Entry:
         lowered = lower_program(self.program, self.donated)
         self.source = lowered.source
         self.before = tuple(_prepare(c) for c in self.consts)   # kernel args before inputs
-        self.after = tuple(lowered.literals)                     # and after them
+        # and after them; float64 ones as Python floats, which numba's dispatcher types
+        # faster (the same float64 signature)
+        self.after = tuple(float(v) if np.asarray(v).dtype == np.float64 else v
+                           for v in lowered.literals)
         self.kernel = load_kernel(lowered.source)
         if config.log_compiles:
             log.warning("fxgrad.jit: lowered a program of %d equations in %.3f s",
@@ -94,6 +98,7 @@ class Entry:
                 self.kernel = load_kernel(self.source)
             outs = self._call_kernel(flat)
             self.compiled = True
+            self.direct = self._direct_call()
         if config.log_compiles:
             log.warning("fxgrad.jit: compiled (or loaded from a cache) and ran the "
                         "kernel in %.3f s", time.perf_counter() - start)
@@ -105,6 +110,20 @@ class Entry:
             return self._first_run(flat)
         self.last_used = next(_clock)
         return self._call_kernel(flat)
+
+    def _direct_call(self) -> Callable[..., Any] | None:
+        """For the common case (one array out, no constants), the kernel call with nothing
+        around it: the repeat-call path of a small function is mostly Python overhead."""
+        if not self.single_leaf or self.scalar_outs or self.before:
+            return None
+        kernel, after = self.kernel, self.after
+
+        def direct(args: tuple[Any, ...]) -> Any:
+            try:
+                return kernel(*args, *after)[0]
+            except Exception:
+                return self._call_kernel(list(args))   # cache failures and errors, as run
+        return direct
 
     def _call_kernel(self, flat: Sequence[Any]) -> Any:
         try:
@@ -119,6 +138,13 @@ class Entry:
             for i in self.scalar_outs:
                 outs[i] = np.asarray(outs[i], self.out_dtypes[i])
         return outs[0] if self.single_leaf else tree_unflatten(self.out_tree, outs)
+
+
+def _fast_key(args: Sequence[np.ndarray]) -> Any:
+    """The fast path's dictionary key of C-contiguous array arguments (see __call__)."""
+    if len(args) == 1:
+        return (args[0].shape, args[0].strides, args[0].dtype)
+    return tuple([(a.shape, a.strides, a.dtype) for a in args])
 
 
 def _prepare(x: Any) -> Any:
@@ -243,15 +269,21 @@ class JitFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Fast path: positional numpy arrays (rank >= 1), no static arguments, and a
         # signature seen before; anything else takes `_call`.
+        # The key holds the strides, so only C-contiguous layouts seen before match.
         if not kwargs and not self.static_argnums and not config.disable_jit:
             try:
-                entry = self._fast[tuple([(a.shape, a.dtype) for a in args
-                                          if type(a) is np.ndarray])]
+                if len(args) == 1:
+                    a = args[0]
+                    key = (a.shape, a.strides, a.dtype) if type(a) is np.ndarray else None
+                else:
+                    key = tuple([(a.shape, a.strides, a.dtype) for a in args
+                                 if type(a) is np.ndarray])
+                entry = self._fast[key]
             except (KeyError, TypeError):
                 entry = None
             if entry is not None and entry.num_args == len(args):
-                return entry.run([a if a.flags.c_contiguous else np.ascontiguousarray(a)
-                                  for a in args])
+                entry.last_used = next(_clock)
+                return entry.direct(args) if entry.direct else entry.run(list(args))
         return self._call(args, kwargs)
 
     @api_boundary
@@ -262,12 +294,13 @@ class JitFunction:
         if any(isinstance(x, Tracer) for x in flat):
             outs = eval_program(entry.program, [*entry.consts, *flat])
             return tree_unflatten(entry.out_tree, outs)
-        if not kwargs and all(type(a) is np.ndarray and a.ndim for a in args) \
+        if not kwargs and all(type(a) is np.ndarray and a.ndim and a.flags.c_contiguous
+                              for a in args) \
                 and len(flat) == len(args):   # the fast path passes arrays as they are
             with self._lock:
                 if self._entries.get(entry.key) is entry:   # not evicted meanwhile
                     entry.num_args = len(args)
-                    self._fast[tuple((a.shape, a.dtype) for a in args)] = entry
+                    self._fast[_fast_key(args)] = entry
         return entry.run([_prepare(x) for x in flat])
 
     def _donated_leaves(self, args: tuple[Any, ...], statics: tuple[int, ...],
