@@ -117,6 +117,7 @@ class Entry:
         if not self.single_leaf or self.scalar_outs or self.before:
             return None
         kernel, after = self.kernel, self.after
+        assert kernel is not None   # compiled before this is made
 
         def direct(args: tuple[Any, ...]) -> Any:
             try:
@@ -271,6 +272,7 @@ class JitFunction:
         # signature seen before; anything else takes `_call`.
         # The key holds the strides, so only C-contiguous layouts seen before match.
         if not kwargs and not self.static_argnums and not config.disable_jit:
+            key: Any
             try:
                 if len(args) == 1:
                     a = args[0]
