@@ -104,7 +104,7 @@ def plot(rows: list[dict], path: str) -> None:
     for i, key in enumerate(("fxgrad", "numpy", "jax")):
         vals = [r[key] if r[key] else np.nan for r in rows]
         ax.bar(xs + (i - 1) * 0.27, vals, 0.27, label=key)
-    ax.set_xticks(xs, names)
+    ax.set_xticks(xs, names, rotation=30, ha="right")
     ax.set_yscale("log")
     ax.set_ylabel("seconds (log)")
     ax.legend()
