@@ -28,9 +28,9 @@ from fxgrad.core.ir import Eqn, Literal, Program, ShapedArray, Var, aval_of
 from fxgrad.core.trace import Primitive, Trace, Tracer, new_trace, shape_rules
 from fxgrad.interpreters.batching import batch_program, batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import def_impl, eval_program
-from fxgrad.interpreters.jvp import (Zero, def_jvp, instantiate, is_zero, jvp_program,
-                                     tangent_dtype)
-from fxgrad.interpreters.taylor import def_jet, is_zero_series, jet_program, zero_series
+from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero, jvp_program, tangent_dtype
+from fxgrad.interpreters.taylor import (def_jet, flatten_series, jet_program, moving,
+                                        unflatten_series)
 from fxgrad.interpreters.transpose import (UndefinedPrimal, backward_pass, def_transpose,
                                            is_undefined)
 from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
@@ -428,18 +428,17 @@ def _cond_lowering(ctx: Ctx, index: str, *operands: str,
 
 # ---------------------------------------------------------------- Taylor (jet)
 
-def _jet_branch(branch: Program, moving: Sequence[bool], order: int) -> Callable[..., list]:
+def _jet_branch(branch: Program, flags: Sequence[bool], order: int) -> Callable[..., list]:
     """A branch mapped to (operands, their flat moving series) -> (outs, flat out series);
     every floating-point output carries its series, so all branches agree."""
     avals = branch.in_avals
 
     def run(*args: Any) -> list[Any]:
-        primals, it = args[:len(avals)], iter(args[len(avals):])
-        series = [[next(it) for _ in range(order)] if m else zero_series(a, order)
-                  for a, m in zip(primals, moving)]
-        outs, out_series = jet_program(branch, primals, series)
+        primals = args[:len(avals)]
+        outs, out_series = jet_program(
+            branch, primals, unflatten_series(primals, args[len(avals):], flags, order))
         floats = [o.aval.dtype.kind in "fc" for o in branch.outvars]
-        return [*outs, *(instantiate(t) for s, f in zip(out_series, floats) if f for t in s)]
+        return [*outs, *flatten_series(out_series, floats)]
     return run
 
 
@@ -448,15 +447,13 @@ def _cond_jet(primals: Sequence[Any], series: Sequence[Any], *,
               branches: tuple[Program, ...]) -> Any:
     order = len(series[0])
     index, operands, op_series = primals[0], primals[1:], series[1:]
-    moving = [not is_zero_series(s) and aval_of(x).dtype.kind in "fc"
-              for x, s in zip(operands, op_series)]
-    flat = [instantiate(t) for s, m in zip(op_series, moving) if m for t in s]
+    flags = moving(operands, op_series)
+    flat = flatten_series(op_series, flags)
     in_avals = [*map(aval_of, operands), *map(aval_of, flat)]
     new_branches, captured = trace_branches(
-        [_jet_branch(b, moving, order) for b in branches], in_avals)
+        [_jet_branch(b, flags, order) for b in branches], in_avals)
     outs = cond_bind(index, captured, [*operands, *flat], new_branches)
     out_avals = branches[0].out_avals
-    primal_outs, rest = outs[:len(out_avals)], iter(outs[len(out_avals):])
-    out_series = [[next(rest) for _ in range(order)] if a.dtype.kind in "fc"
-                  else zero_series(o, order) for a, o in zip(out_avals, primal_outs)]
-    return primal_outs, out_series
+    primal_outs = outs[:len(out_avals)]
+    floats = [a.dtype.kind in "fc" for a in out_avals]
+    return primal_outs, unflatten_series(primal_outs, outs[len(out_avals):], floats, order)

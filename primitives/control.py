@@ -37,7 +37,8 @@ from fxgrad.interpreters.batching import batch_program, batch_size, def_batch, m
 from fxgrad.interpreters.evaluation import def_impl, eval_program
 from fxgrad.interpreters.jvp import (Zero, add_tangents, def_jvp, instantiate, is_zero,
                                      jvp_program, tangent_dtype)
-from fxgrad.interpreters.taylor import Series, def_jet, is_zero_series, jet_program
+from fxgrad.interpreters.taylor import (Series, def_jet, flatten_series, jet_program, moving,
+                                        unflatten_series)
 from fxgrad.interpreters.transpose import UndefinedPrimal, backward_pass, def_transpose
 from fxgrad.jit.lowering import Ctx, def_lowering, np_dtype
 from fxgrad.jit.scalarize import Elems, is_small_array, load, materialize
@@ -519,76 +520,61 @@ def _scan_batch(args: Sequence[Any], dims: Sequence[int | None], *, program: Pro
 
 # ---------------------------------------------------------------- Taylor (jet)
 
-def _flat_terms(series: Sequence[Series], moving: Sequence[bool]) -> list[Any]:
-    return [instantiate(t) for s, m in zip(series, moving) if m for t in s]
-
-
-def _unflat_terms(values: Sequence[Any], avals: Sequence[ShapedArray],
-                  moving: Sequence[bool], order: int) -> list[Series]:
-    it = iter(values)
-    return [[next(it) for _ in range(order)] if m else
-            [Zero(_tangent_aval(a))] * order for a, m in zip(avals, moving)]
-
-
 class _JetBody:
     """The scan body mapped to its Taylor-mode body: each group of inputs (consts,
     carry, xs) is followed by the flat series of its moving members, and so are the
     outputs (carry, ys); `carry_out` and `y_out` record which outputs move."""
 
     def __init__(self, body: Program, num_consts: int, num_carry: int,
-                 moving: list[bool], order: int):
+                 flags: list[bool], order: int):
         self.body, self.num_consts, self.num_carry = body, num_consts, num_carry
-        self.moving, self.order = moving, order
+        self.moving, self.order = flags, order
         self.carry_out: list[bool] = []
         self.y_out: list[bool] = []
-        avals = body.in_avals
-        groups = _split3(list(zip(avals, moving)), num_consts, num_carry)
-        in_avals = [a for g in groups for a in
-                    [*(a for a, _ in g), *(_tangent_aval(a) for a, m in g if m for _ in
-                                           range(order))]]
+        in_avals: list[ShapedArray] = []
+        for avals, group_flags in zip(*(_split3(x, num_consts, num_carry)
+                                        for x in (body.in_avals, flags))):
+            in_avals += avals
+            in_avals += [_tangent_aval(a) for a in _pick(avals, group_flags) for _ in range(order)]
         self.program, self.captured = trace_body(self._run, in_avals)
 
     def _run(self, *args: Tracer) -> list[Any]:
         primals, series, rest = [], [], list(args)
-        for avals, moving in zip(*(_split3(x, self.num_consts, self.num_carry)
-                                   for x in (self.body.in_avals, self.moving))):
-            n = len(avals)
-            primals += rest[:n]
-            count = sum(moving) * self.order
-            series += _unflat_terms(rest[n:n + count], avals, moving, self.order)
-            rest = rest[n + count:]
+        for flags in _split3(self.moving, self.num_consts, self.num_carry):
+            values, count = rest[:len(flags)], sum(flags) * self.order
+            primals += values
+            series += unflatten_series(values, rest[len(flags):len(flags) + count], flags,
+                                       self.order)
+            rest = rest[len(flags) + count:]
         outs, out_series = jet_program(self.body, primals, series)
-        out_moving = [not is_zero_series(s) and o.aval.dtype.kind in "fc"
-                      for s, o in zip(out_series, self.body.outvars)]
+        out_moving = moving(outs, out_series)
         self.carry_out, self.y_out = out_moving[:self.num_carry], out_moving[self.num_carry:]
         carry_keep = self.moving[self.num_consts:self.num_consts + self.num_carry]
         h = self.num_carry
-        return [*outs[:h], *_flat_terms(out_series[:h], carry_keep),
-                *outs[h:], *_flat_terms(out_series[h:], self.y_out)]
+        return [*outs[:h], *flatten_series(out_series[:h], carry_keep),
+                *outs[h:], *flatten_series(out_series[h:], self.y_out)]
 
 
 @def_jet(scan_p)
 def _scan_jet(primals: Sequence[Any], series: Sequence[Series], *, program: Program,
               num_consts: int, num_carry: int, length: int, reverse: bool) -> Any:
     order = len(series[0])
-    moving = [not is_zero_series(s) and aval_of(x).dtype.kind in "fc"
-              for x, s in zip(primals, series)]
+    flags = moving(primals, series)
     while True:   # grow the moving carries to a fixed point, as the JVP rule does
-        body = _JetBody(program, num_consts, num_carry, moving, order)
-        carry_in = moving[num_consts:num_consts + num_carry]
+        body = _JetBody(program, num_consts, num_carry, flags, order)
+        carry_in = flags[num_consts:num_consts + num_carry]
         grown = [i or o for i, o in zip(carry_in, body.carry_out)]
         if grown == carry_in:
             break
-        moving = [*moving[:num_consts], *grown, *moving[num_consts + num_carry:]]
-    groups = [_split3(x, num_consts, num_carry) for x in (primals, series, moving)]
-    consts, init, xs = ([*p, *_flat_terms(s, m)] for p, s, m in zip(*groups))
+        flags = [*flags[:num_consts], *grown, *flags[num_consts + num_carry:]]
+    groups = [_split3(x, num_consts, num_carry) for x in (primals, series, flags)]
+    consts, init, xs = ([*p, *flatten_series(s, m)] for p, s, m in zip(*groups))
     outs = scan_bind([*body.captured, *consts], init, xs, body.program, length, reverse)
-    h, carry_in = num_carry, moving[num_consts:num_consts + num_carry]
+    h, carry_in = num_carry, flags[num_consts:num_consts + num_carry]
     carry, rest = outs[:h], outs[h:]
-    carry_series = _unflat_terms(rest[:sum(carry_in) * order],
-                                 [aval_of(c) for c in carry], carry_in, order)
+    carry_series = unflatten_series(carry, rest[:sum(carry_in) * order], carry_in, order)
     rest = rest[sum(carry_in) * order:]
     num_ys = len(program.outvars) - h
     ys, y_terms = rest[:num_ys], rest[num_ys:]
-    y_series = _unflat_terms(y_terms, [aval_of(y) for y in ys], body.y_out, order)
+    y_series = unflatten_series(ys, y_terms, body.y_out, order)
     return [*carry, *ys], [*carry_series, *y_series]

@@ -36,7 +36,8 @@ from fxgrad.core.trace import Primitive, Tracer, shape_rules
 from fxgrad.interpreters.batching import batch_program, batch_size, def_batch, move_axis
 from fxgrad.interpreters.evaluation import def_impl, eval_program
 from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, jvp_program
-from fxgrad.interpreters.taylor import def_jet, is_zero_series, jet_program, zero_series
+from fxgrad.interpreters.taylor import (def_jet, flatten_series, jet_program, moving,
+                                        unflatten_series)
 from fxgrad.interpreters.transpose import def_transpose
 from fxgrad.jit.lowering import Ctx, def_lowering
 from fxgrad.jit.scalarize import Elems, materialize
@@ -332,11 +333,11 @@ class _JetBody:
     """The body's Taylor-mode version over (body consts, flat series of the moving ones,
     carry, flat series of the moving carries) -> (carry, series of the moving carries)."""
 
-    def __init__(self, body: Program, num_consts: int, moving: list[bool], order: int):
-        self.body, self.num_consts, self.moving, self.order = body, num_consts, moving, order
+    def __init__(self, body: Program, num_consts: int, flags: list[bool], order: int):
+        self.body, self.num_consts, self.moving, self.order = body, num_consts, flags, order
         self.out_moving: list[bool] = []
         c_avals, h_avals = _cut(body.in_avals, [num_consts, len(body.in_avals)])
-        c_moving, h_moving = moving[:num_consts], moving[num_consts:]
+        c_moving, h_moving = flags[:num_consts], flags[num_consts:]
         series_avals = lambda avals, flags: [_tangent_aval(a) for a in _pick(avals, flags)  # noqa: E731
                                              for _ in range(order)]
         in_avals = [*c_avals, *series_avals(c_avals, c_moving),
@@ -348,18 +349,11 @@ class _JetBody:
         c_moving, h_moving = self.moving[:n], self.moving[n:]
         consts, c_terms, carry, h_terms = _cut(args, [n, sum(c_moving) * k, len(h_moving),
                                                       sum(h_moving) * k])
-        series = [*_series_of(consts, c_terms, c_moving, k), *_series_of(carry, h_terms, h_moving, k)]
+        series = [*unflatten_series(consts, c_terms, c_moving, k),
+                  *unflatten_series(carry, h_terms, h_moving, k)]
         outs, out_series = jet_program(self.body, [*consts, *carry], series)
-        self.out_moving = [not is_zero_series(s) and v.aval.dtype.kind in "fc"
-                           for s, v in zip(out_series, self.body.outvars)]
-        return [*outs, *(instantiate(t) for s in _pick(out_series, h_moving) for t in s)]
-
-
-def _series_of(values: Sequence[Any], terms: Sequence[Any], moving: Sequence[bool],
-               order: int) -> list[list[Any]]:
-    it = iter(terms)
-    return [[next(it) for _ in range(order)] if m else zero_series(x, order)
-            for x, m in zip(values, moving)]
+        self.out_moving = moving(outs, out_series)
+        return [*outs, *flatten_series(out_series, h_moving)]
 
 
 @def_jet(while_p)
@@ -368,18 +362,17 @@ def _while_jet(primals: Sequence[Any], series: Sequence[Any], **params: Any) -> 
     cond_nconsts, body_nconsts = params["cond_nconsts"], params["body_nconsts"]
     cond_consts, body_consts, init = _split3(primals, cond_nconsts, body_nconsts)
     _, c_series, h_series = _split3(series, cond_nconsts, body_nconsts)
-    moving = [not is_zero_series(s) and aval_of(x).dtype.kind in "fc"
-              for x, s in zip([*body_consts, *init], [*c_series, *h_series])]
+    flags = moving([*body_consts, *init], [*c_series, *h_series])
     while True:   # grow the moving carries to a fixed point, as the JVP rule does
-        body = _JetBody(params["body_program"], body_nconsts, moving, order)
-        grown = [i or o for i, o in zip(moving[body_nconsts:], body.out_moving)]
-        if grown == moving[body_nconsts:]:
+        body = _JetBody(params["body_program"], body_nconsts, flags, order)
+        grown = [i or o for i, o in zip(flags[body_nconsts:], body.out_moving)]
+        if grown == flags[body_nconsts:]:
             break
-        moving = [*moving[:body_nconsts], *grown]
-    c_moving, h_moving = moving[:body_nconsts], moving[body_nconsts:]
-    flat = lambda ss, flags: [instantiate(t) for s in _pick(ss, flags) for t in s]  # noqa: E731
-    h_terms = flat(h_series, h_moving)
+        flags = [*flags[:body_nconsts], *grown]
+    c_moving, h_moving = flags[:body_nconsts], flags[body_nconsts:]
+    h_terms = flatten_series(h_series, h_moving)
     cond = _with_unused_inputs(params["cond_program"], [aval_of(t) for t in h_terms])
-    outs = while_bind(cond_consts, [*body.captured, *body_consts, *flat(c_series, c_moving)],
+    outs = while_bind(cond_consts,
+                      [*body.captured, *body_consts, *flatten_series(c_series, c_moving)],
                       [*init, *h_terms], cond, body.program)
-    return outs[:len(init)], _series_of(outs[:len(init)], outs[len(init):], h_moving, order)
+    return outs[:len(init)], unflatten_series(outs[:len(init)], outs[len(init):], h_moving, order)

@@ -45,6 +45,26 @@ def is_zero_series(s: Series) -> bool:
     return all(is_zero(t) for t in s)
 
 
+def moving(values: Sequence[Any], series: Sequence[Series]) -> list[bool]:
+    """Which values move along the path: floating point, with a non-zero series."""
+    return [aval_of(x).dtype.kind in "fc" and not is_zero_series(s)
+            for x, s in zip(values, series)]
+
+
+def flatten_series(series: Sequence[Series], flags: Sequence[bool]) -> list[Any]:
+    """The terms of the flagged series, materialised, one after another (as loop carries,
+    branch operands, ...)."""
+    return [instantiate(t) for s, flag in zip(series, flags) if flag for t in s]
+
+
+def unflatten_series(values: Sequence[Any], terms: Sequence[Any], flags: Sequence[bool],
+                     order: int) -> list[Series]:
+    """The series of `values` from `flatten_series`'s terms; zero where not flagged."""
+    it = iter(terms)
+    return [[next(it) for _ in range(order)] if flag else zero_series(x, order)
+            for x, flag in zip(values, flags)]
+
+
 # ---------------------------------------------------------------- series arithmetic
 
 def fit(term: Any, aval: ShapedArray) -> Any:
