@@ -18,14 +18,9 @@ import numpy as np
 from fxgrad.api_util import flatten_args, trace_flat
 from fxgrad.core.errors import FxTypeError, FxValueError, api_boundary
 from fxgrad.core.ir import ShapedArray, aval_of
-from fxgrad.interpreters.jvp import Zero, instantiate, is_zero, tangent_dtype
-from fxgrad.interpreters.taylor import jet_program, zero_series
+from fxgrad.interpreters.jvp import Zero, instantiate, tangent_dtype
+from fxgrad.interpreters.taylor import jet_program, scale, zero_series
 from fxgrad.tree_util import tree_flatten, tree_unflatten
-
-
-def _scale(x: Any, c: float) -> Any:
-    from fxgrad.primitives.arith import mul
-    return x if c == 1 else mul(x, float(c))
 
 
 def _term(term: Any, leaf: Any, k: int, where: str) -> Any:
@@ -43,7 +38,7 @@ def _term(term: Any, leaf: Any, k: int, where: str) -> Any:
         term = convert_element_type(np.asarray(term) if np.ndim(term) == 0 else term, aval.dtype)
     if term_aval.shape != aval.shape:
         term = broadcast_in_dim(term, aval.shape, ())
-    return _scale(term, 1.0 / math.factorial(k))
+    return scale(term, 1.0 / math.factorial(k))
 
 
 def _flatten_series(series: Any, primals: Sequence[Any], flat: Sequence[Any]) -> list[list[Any]]:
@@ -80,11 +75,9 @@ def _term_leaves(term: Any, tree: Any, num_leaves: int, i: int, k: int) -> list[
     return leaves
 
 
-def _derivative_terms(terms: Sequence[Any], aval: ShapedArray) -> list[Any]:
+def _derivative_terms(terms: Sequence[Any]) -> list[Any]:
     """Normalised output coefficients back to derivative coefficients, materialised."""
-    return [_scale(instantiate(t) if not is_zero(t) else
-                   np.zeros(aval.shape, tangent_dtype(aval.dtype)), math.factorial(k))
-            for k, t in enumerate(terms, 1)]
+    return [scale(instantiate(t), math.factorial(k)) for k, t in enumerate(terms, 1)]
 
 
 @api_boundary
@@ -111,7 +104,7 @@ def jet(fun: Callable[..., Any], primals: Sequence[Any], series: Sequence[Any]) 
     order = len(flat_series[0]) if flat_series else 0
     outs, out_series = jet_program(program, [*consts, *flat],
                                    [*(zero_series(c, order) for c in consts), *flat_series])
-    out_terms = [_derivative_terms(s, aval_of(o)) for o, s in zip(outs, out_series)]
+    out_terms = [_derivative_terms(s) for s in out_series]
     return tree_unflatten(store.tree, outs), tree_unflatten(store.tree, out_terms)
 
 
@@ -184,7 +177,7 @@ def taylor_coefficients(fun: Callable[..., Any], order: int) -> Callable[..., An
             outs, out_series = jet_program(
                 program, [*consts, *flat],
                 [*const_series[:len(consts)], x[1:], *const_series[len(consts):]])
-            x.append(fnp.asarray(_scale(instantiate(([outs[0]] + out_series[0])[k]),
+            x.append(fnp.asarray(scale(instantiate(([outs[0]] + out_series[0])[k]),
                                         1.0 / (k + 1))))
         return fnp.stack(x)
 

@@ -17,10 +17,10 @@ from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import ShapedArray, aval_of
 from fxgrad.core.trace import Primitive, shape_rules
 from fxgrad.interpreters.evaluation import def_impl, impl_rules
-from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate, is_zero
-from fxgrad.interpreters.taylor import (add_terms, cauchy, def_jet, fit, full, linear_jet,
-                                        mul_terms, scale, series_product, series_reciprocal,
-                                        zero_series, jvp_jet)
+from fxgrad.interpreters.jvp import Zero, def_jvp, is_zero
+from fxgrad.interpreters.taylor import (add_terms, cauchy, def_jet, full, jvp_jet, linear_jet,
+                                        mul_terms, next_coefficient, scale, series_product,
+                                        series_reciprocal, tail_sum, zero_series)
 from fxgrad.interpreters.transpose import def_transpose, is_undefined
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.common import check_float, coerce, elementwise, unbroadcast
@@ -217,8 +217,7 @@ def _div_jet(primals: Any, series: Any) -> Any:
     z = [div(x, y)]
     aval, b = aval_of(z[0]), full(y, ys)
     for k in range(1, len(xs) + 1):
-        known = add_terms(*(mul_terms(b[j], z[k - j], aval) for j in range(1, k + 1)), Zero(aval))
-        z.append(fit(div(instantiate(fit(add_terms(xs[k - 1], scale(known, -1.0)), aval)), y), aval))
+        z.append(next_coefficient(xs[k - 1], tail_sum(b, z, k, aval), y, aval))
     return z[0], z[1:]
 
 
@@ -367,8 +366,7 @@ def _pow_jet(primals: Any, series: Any) -> Any:
     for k in range(1, len(xs) + 1):
         terms = [mul_terms(mul_terms(a[j], z[k - j], aval), add(mul(p, float(j)), float(j - k)),
                            aval) for j in range(1, k + 1)]
-        z.append(fit(div(instantiate(fit(add_terms(*terms, Zero(aval)), aval)),
-                         mul(x, float(k))), aval))
+        z.append(next_coefficient(add_terms(*terms, Zero(aval)), Zero(aval), mul(x, float(k)), aval))
     return z[0], z[1:]
 
 

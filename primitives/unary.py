@@ -19,9 +19,10 @@ import numpy as np
 
 from fxgrad.core.trace import Primitive
 from fxgrad.core.ir import aval_of
-from fxgrad.interpreters.jvp import Zero, def_jvp, instantiate
+from fxgrad.interpreters.jvp import Zero, def_jvp
 from fxgrad.interpreters.taylor import (add_terms, cauchy, def_jet, fit, full, integrate,
-                                        linear_jet, mul_terms, ode_series, scale)
+                                        linear_jet, mul_terms, next_coefficient, ode_series,
+                                        scale)
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.arith import add, div, mul, neg, sub, typed
 from fxgrad.primitives.common import elementwise
@@ -82,7 +83,7 @@ def log_series(x: Any, xs: Any) -> list[Any]:
     for k in range(1, len(xs) + 1):
         known = add_terms(*(scale(mul_terms(y[j], a[k - j], aval), j / k) for j in range(1, k)),
                           Zero(aval))
-        y.append(fit(div(instantiate(fit(add_terms(a[k], scale(known, -1.0)), aval)), x), aval))
+        y.append(next_coefficient(a[k], known, x, aval))
     return y[1:]
 
 
@@ -302,9 +303,7 @@ def _sqrt_jet(primals: Any, series: Any) -> Any:
     y = [sqrt(x)]
     aval, twice = aval_of(y[0]), mul(y[0], 2.0)
     for k in range(1, len(xs) + 1):
-        rest = add_terms(*(mul_terms(y[j], y[k - j], aval) for j in range(1, k)), Zero(aval))
-        y.append(fit(div(instantiate(fit(add_terms(xs[k - 1], scale(rest, -1.0)), aval)), twice),
-                     aval))
+        y.append(next_coefficient(xs[k - 1], cauchy(y, y, k, aval, lo=1), twice, aval))
     return y[0], y[1:]
 
 

@@ -69,6 +69,10 @@ def add_tangents(a: Any, b: Any) -> Any:
     return add(a, b)
 
 
+# primitives linear in all their operands (their JVP applies them to the tangents)
+linear_primitives: set[Any] = set()
+
+
 def linear_jvp(prim: Any) -> None:
     """JVP of a primitive linear in all its operands: apply it to the tangents."""
     def rule(primals: Sequence[Any], tangents: Sequence[Any], **params: Any) -> Any:
@@ -76,6 +80,7 @@ def linear_jvp(prim: Any) -> None:
         tangent_out = prim.bind(*map(instantiate, tangents), **params)
         return out, tangent_out
     jvp_rules[prim] = rule
+    linear_primitives.add(prim)
 
 
 def jvp_program(program: Program, primals: Sequence[Any],

@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from fxgrad.core.ir import Literal, Program, ShapedArray, aval_of
-from fxgrad.interpreters.jvp import Zero, instantiate, is_zero, jvp_rules, tangent_dtype
+from fxgrad.interpreters.jvp import (Zero, instantiate, is_zero, jvp_rules, linear_primitives,
+                                     tangent_dtype)
 
 Series = list  # [x_1, ..., x_K], each an array, a tracer or a `Zero`
 
@@ -116,6 +117,18 @@ def cauchy(a: Sequence[Any], b: Sequence[Any], k: int, aval: ShapedArray,
                      Zero(aval))
 
 
+def tail_sum(a: Sequence[Any], b: Sequence[Any], k: int, aval: ShapedArray) -> Any:
+    """sum_{j=1}^{k} a_j b_{k-j}: the k-th coefficient of a product, less its a_0 b_k term."""
+    return add_terms(*(mul_terms(a[j], b[k - j], aval) for j in range(1, k + 1)), Zero(aval))
+
+
+def next_coefficient(rhs: Any, known: Any, divisor: Any, aval: ShapedArray) -> Any:
+    """(rhs - known) / divisor: an identity (z y = x, y^2 = x, ...) solved for its newest
+    coefficient, given the terms already known."""
+    from fxgrad.primitives.arith import div
+    return fit(div(instantiate(fit(add_terms(rhs, scale(known, -1.0)), aval)), divisor), aval)
+
+
 def integrate(x: Sequence[Any], g: Sequence[Any], k: int, aval: ShapedArray) -> Any:
     """(1/k) sum_{j=1}^{k} j x_j g_{k-j}: the k-th coefficient of y with y' = g x'."""
     terms = [scale(mul_terms(x[j], g[k - j], aval), j / k) for j in range(1, k + 1)]
@@ -146,9 +159,7 @@ def series_reciprocal(a: Sequence[Any], order: int, aval: ShapedArray) -> list[A
     from fxgrad.primitives.arith import div
     r = [div(1.0, a[0])]
     for k in range(1, order + 1):
-        known = add_terms(*(mul_terms(a[j], r[k - j], aval) for j in range(1, k + 1)),
-                          Zero(aval))
-        r.append(fit(scale(mul_terms(known, r[0], aval), -1.0), aval))
+        r.append(fit(scale(mul_terms(tail_sum(a, r, k, aval), r[0], aval), -1.0), aval))
     return r
 
 
@@ -158,7 +169,7 @@ def linear_jet(prim: Any) -> None:
     """Jet rule of a locally linear primitive: each coefficient maps through its JVP."""
     def rule(primals: Sequence[Any], series: Sequence[Series], **params: Any) -> Any:
         jvp = jvp_rules[prim]
-        linear = jvp.__qualname__.startswith("linear_jvp.")
+        linear = prim in linear_primitives
         out = prim.bind(*primals, **params)
         outs = out if prim.multiple_results else [out]
         out_series = []
