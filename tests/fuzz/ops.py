@@ -445,6 +445,10 @@ def _spd(x):
     return fnp.matmul(x, fnp.swapaxes(x, -1, -2)) + np.eye(x.shape[-1])
 
 
+def _first_row_negated(n):
+    return np.where(np.arange(n) == 0, -1.0, 1.0)[:, None]
+
+
 def _gaps(values):
     """Distances between the entries of `values` along the last axis (and from zero)."""
     v = np.sort(values, axis=-1)
@@ -461,7 +465,9 @@ def _linalg(p, x):
             "solve": lambda: fnp.linalg.solve(a, x),
             "inv": lambda: fnp.linalg.inv(a),
             "slogdet": lambda: fnp.linalg.slogdet(a)[1],
-            "det": lambda: fnp.linalg.det(x),
+            # a general (non-symmetric, negative-determinant) matrix that is never singular:
+            # the gradient of det at a singular matrix raises eagerly (see docs/linalg.md)
+            "det": lambda: fnp.linalg.det(a * _first_row_negated(x.shape[-1])),
             "solve_triangular": lambda: fsl.solve_triangular(fnp.linalg.cholesky(a), x, lower=True),
             }[p]()
 
