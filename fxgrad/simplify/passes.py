@@ -31,6 +31,8 @@ from fxgrad.simplify.polynomial import polynomial_normal_form
 # Algebraic rewrites: (rewriter, *operands, **params) -> replacement atom or None.
 rewrite_rules: dict[Any, Callable[..., Atom | None]] = {}
 commutative: set[Any] = set()
+# Whole-program rewrites tried once the local ones settle: program -> new program or None.
+program_rewrites: list[Callable[[Program], Program | None]] = []
 
 _FOLD_LIMIT = 64  # never fold into arrays larger than this many elements
 
@@ -115,13 +117,14 @@ class Rewriter:
         for k, body in eqn.params.items():
             if not isinstance(body, Program) or body.num_consts:
                 continue
-            new, consts = simplify_program(body, [])
-            if not consts and len(new.eqns) < len(body.eqns) and \
+            new, consts, restructured = _simplify(body, [], None)
+            if not consts and (restructured or len(new.eqns) < len(body.eqns)) and \
                     all(isinstance(v, Var) for v in new.outvars):
                 params[k] = new
                 if self.log is not None:
                     self.log.append(f"simplify {eqn.prim.name} body: {len(body.eqns)} -> "
-                                    f"{len(new.eqns)} equations")
+                                    f"{len(new.eqns)} equations"
+                                    + (", restructured" if restructured else ""))
                 self.changed = True
         return params
 
@@ -207,8 +210,16 @@ def simplify_program(program: Program, consts: list[Any], log: list[str] | None 
     """Simplify `program` (whose first inputs are `consts`) to a fixed point.
 
     After the rewrites settle, the polynomial normal form (`polynomial`) is tried and
-    kept when the program, rewritten again, has fewer equations.
+    kept when the program, rewritten again, has fewer equations; then the whole-program
+    rewrites (`program_rewrites`) run.
     """
+    program, consts, _ = _simplify(program, consts, log, max_iterations)
+    return program, consts
+
+
+def _simplify(program: Program, consts: list[Any], log: list[str] | None,
+              max_iterations: int = 20) -> tuple[Program, list[Any], bool]:
+    """simplify_program, also saying whether a whole-program rewrite changed it."""
     const_values = {id(v): c for v, c in zip(program.invars, consts)
                     if isinstance(c, np.ndarray) or np.isscalar(c)}
     names = _Printer()
@@ -224,7 +235,17 @@ def simplify_program(program: Program, consts: list[Any], log: list[str] | None 
                 log.append(f"polynomial: {len(program.eqns)} -> {len(candidate.eqns)} equations")
                 log.extend(trial_log or [])
             program, folded = candidate, trial_folded
-    return _drop_unused_consts(*_materialise_folded(program, consts, folded))
+    restructured = False
+    for rewrite in program_rewrites:
+        rewritten = rewrite(program)
+        if rewritten is not None:
+            restructured = True
+            if log is not None:
+                log.append(f"{rewrite.__name__}: {len(program.eqns)} -> "
+                           f"{len(rewritten.eqns)} equations")
+            program, folded = _rewrite_to_fixed_point(rewritten, const_values, log,
+                                                      max_iterations, names)
+    return (*_drop_unused_consts(*_materialise_folded(program, consts, folded)), restructured)
 
 
 def _rewrite_to_fixed_point(program: Program, const_values: dict[int, Any],
