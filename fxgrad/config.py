@@ -29,6 +29,13 @@ class Config:
     called again).
     `kernel_cache_size` (FXGRAD_KERNEL_CACHE_SIZE, default 1024): compiled kernels kept
     in memory across all jitted functions, least recently used dropped first.
+    `tune_malloc` (FXGRAD_TUNE_MALLOC, default on): on the first compile, set glibc's
+    mmap/trim thresholds to the values glibc itself settles at after freeing a large
+    array, so kernel temporaries of 128 KB - 32 MB do not page-fault on every call
+    (see fxgrad.jit.heap).
+    `flush_denormals` (FXGRAD_FLUSH_DENORMALS, default on): kernels compiled from then
+    on flush subnormal floats to zero (FTZ/DAZ on x86-64), as JAX/XLA do on CPU; eager
+    evaluation keeps IEEE gradual underflow (see fxgrad.jit.fpenv).
 
     Options are process-wide: every thread sees the same values."""
 
@@ -41,6 +48,8 @@ class Config:
         self.jit_parallel = os.environ.get("FXGRAD_JIT_PARALLEL", "1") != "0"
         self.jit_cache_size = int(os.environ.get("FXGRAD_JIT_CACHE_SIZE", "1024"))
         self.kernel_cache_size = int(os.environ.get("FXGRAD_KERNEL_CACHE_SIZE", "1024"))
+        self.tune_malloc = os.environ.get("FXGRAD_TUNE_MALLOC", "1") != "0"
+        self.flush_denormals = os.environ.get("FXGRAD_FLUSH_DENORMALS", "1") != "0"
 
     def update(self, name: str, value: Any) -> None:
         if not hasattr(self, name):

@@ -83,7 +83,7 @@ def _real_binary(name: str, np_fn: Any) -> Primitive:
 
 
 def _math_lowering(prim: Primitive, fn: str) -> None:
-    def_elementwise_lowering(prim)(lambda ctx, x: typed(ctx, f"math.{fn}({x})"))
+    def_elementwise_lowering(prim)(lambda ctx, x: typed(ctx, ctx.math_call(fn, x, "math")))
 
 
 def _helper_call(ctx: Any, helper: str, x: str, *static: Any) -> str:

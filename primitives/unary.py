@@ -23,6 +23,7 @@ from fxgrad.interpreters.jvp import Zero, def_jvp
 from fxgrad.interpreters.taylor import (add_terms, cauchy, def_jet, fit, full, integrate,
                                         linear_jet, mul_terms, next_coefficient, ode_series,
                                         scale)
+from fxgrad.jit import vecmath
 from fxgrad.jit.lowering import def_elementwise_lowering
 from fxgrad.primitives.arith import add, div, mul, neg, sub, typed
 from fxgrad.primitives.common import elementwise
@@ -31,8 +32,9 @@ from fxgrad.primitives.logic import def_zero_jvp
 
 
 def def_ufunc_lowering(prim: Primitive, ufunc: str) -> None:
-    """Lower `prim` to numba's scalar version of the numpy ufunc `np.<ufunc>`."""
-    def_elementwise_lowering(prim)(lambda ctx, x: typed(ctx, f"np.{ufunc}({x})"))
+    """Lower `prim` to numba's scalar version of the numpy ufunc `np.<ufunc>` (its
+    SIMD version from fxgrad.jit.vecmath where there is one)."""
+    def_elementwise_lowering(prim)(lambda ctx, x: typed(ctx, ctx.math_call(ufunc, x)))
 
 exp_p = elementwise("exp", np.exp, 1)
 
@@ -227,7 +229,10 @@ def _tanh_jvp(primals: Any, tangents: Any) -> Any:
 
 @def_elementwise_lowering(tanh_p)
 def _tanh_lowering(ctx: Any, x: str) -> str:
-    # libm's tanh is the bottleneck of RNN and MLP kernels; fx_tanh is twice as fast.
+    # libm's tanh is the bottleneck of RNN and MLP kernels: SIMD tanh where available,
+    # else fx_tanh (expm1/exp, twice as fast as libm's).
+    if vecmath.lowering_name("tanh", ctx.in_avals[0].dtype):
+        return ctx.math_call("tanh", x)
     return ctx.cast(f"{ctx.helper('fx_tanh')}({x})")
 
 
@@ -265,9 +270,10 @@ def _logistic_jvp(primals: Any, tangents: Any) -> Any:
 
 @def_elementwise_lowering(logistic_p)
 def _logistic_lowering(ctx: Any, x: str) -> str:
+    # one exp(-|x|) both ways (see _logistic_impl): a select, so the loop vectorizes
     one = ctx.const(1.0, ctx.out_aval.dtype)   # typed, so float32 stays float32
-    return (f"{one} / ({one} + np.exp(-{x})) if {x} >= 0 "
-            f"else np.exp({x}) / ({one} + np.exp({x}))")
+    e = ctx.math_call("exp", f"-abs({x})")
+    return f"({one} / ({one} + {e}) if {x} >= 0 else {e} / ({one} + {e}))"
 
 
 def_elementwise_batch(logistic_p)

@@ -23,6 +23,7 @@ import numpy as np
 
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import Eqn, Literal, Program, ShapedArray, Var
+from fxgrad.jit import fpenv, vecmath
 
 
 class Elementwise(NamedTuple):
@@ -50,6 +51,9 @@ def fx_tanh(x):
         return math.copysign(1.0, x)
     return math.copysign(1.0 - 2.0 / (math.exp(2.0 * a) + 1.0), x)
 """,
+    # SIMD libm functions (see fxgrad.jit.vecmath), imported rather than defined
+    **{f"{prefix}_{name}": f"from fxgrad.jit.vecmath import {prefix}_{name}"
+       for name in vecmath.UNARY for prefix in ("vm", "vmx")},
 }
 
 
@@ -153,6 +157,12 @@ class Ctx:
         """The name of scalar helper function `name` (see HELPERS), defined in the kernel."""
         self.builder.helpers.add(name)
         return name
+
+    def math_call(self, name: str, x: str, scalar_module: str = "np") -> str:
+        """`name(x)` for a libm function: the vectorizable `vm_<name>` for float64 where
+        fxgrad.jit.vecmath is available, numba's scalar `np.<name>` otherwise."""
+        vector = vecmath.lowering_name(name, self.in_avals[0].dtype)
+        return f"{self.helper(vector)}({x})" if vector else f"{scalar_module}.{name}({x})"
 
     def cast(self, expr: str, dtype: Any = None) -> str:
         """`expr` converted to the output dtype (numba may promote float32 to float64)."""
@@ -408,9 +418,15 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     aliased = {id(a) for v in program.invars for a in _views_of(program, v)}
     outs = [f"np.copy({o})" if isinstance(v, Var) and id(v) in aliased and o not in written
             and v.aval.shape else o for o, v in zip(outs, program.outvars)]
+    flush = fpenv.enabled()
+    if flush:   # subnormals flushed to zero inside the kernel (see fxgrad.jit.fpenv)
+        builder.lines.insert(0, "    fpenv0 = flush_enter()")
+        builder.emit("flush_exit(fpenv0)")
     builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     params = ", ".join(in_names + builder.literal_names)
     helpers = [HELPERS[name] for name in sorted(builder.helpers)]
+    if flush:
+        helpers.append("from fxgrad.jit.fpenv import flush_enter, flush_exit")
     options = "cache=True, nogil=True" + (", parallel=True" if builder.parallel else "")
     header = ["import math", "import numba", "import numpy as np", "from numba import njit", "",
               *helpers, "", f"@njit({options})", f"def kernel({params}):"]

@@ -10,12 +10,14 @@ step with an 8x8 matrix allocates nothing. An `Elems` is turned back into an arr
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import numpy as np
 
 from fxgrad.core.ir import Eqn, Literal, ShapedArray
 from fxgrad.interpreters.evaluation import impl_rules
+from fxgrad.jit import vecmath
 
 LIMIT = 64
 _MOVES = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice",
@@ -126,9 +128,26 @@ def _elementwise(builder: Any, eqn: Eqn, ops: list[Elems], rule: Any) -> Elems:
     exprs = []
     for k in range(out.size):
         args = [op.exprs[k] if op.aval.ndim else op.exprs[0] for op in ops]
-        ctx = Ctx(builder, eqn, [""])
-        exprs.append(_bind(builder, rule.expr(ctx, *args, **eqn.params)))
-    return Elems(out, exprs)
+        exprs.append(rule.expr(Ctx(builder, eqn, [""]), *args, **eqn.params))
+    calls = [m for e in exprs if (m := re.fullmatch(r"vm_(\w+)\((\w+)\)", e))]
+    if len(exprs) > 1 and len(calls) == len(exprs) and len({c[1] for c in calls}) == 1:
+        return Elems(out, _vector_calls(builder, calls[0][1], [c[2] for c in calls]))
+    return Elems(out, [_bind(builder, e) for e in exprs])
+
+
+def _vector_calls(builder: Any, name: str, args: list[str]) -> list[str]:
+    """`vm_<name>` of each arg, `vecmath.LANES` at a time in one SIMD call (the last
+    group padded with its first argument)."""
+    lanes, outs = vecmath.LANES, []
+    builder.helpers.add(f"vmx_{name}")
+    for start in range(0, len(args), lanes):
+        group = args[start:start + lanes]
+        names = [builder.fresh("s") for _ in group]
+        padding = [group[0]] * (lanes - len(group))
+        targets = names + ["_"] * len(padding)
+        builder.emit(f"{', '.join(targets)} = vmx_{name}({', '.join(group + padding)})")
+        outs += names
+    return outs
 
 
 def _move(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
@@ -164,13 +183,22 @@ def _reduction(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
         terms = [x.exprs[int(i)] for i in row]
         if name == "reduce_sum":
             zero = f"{_dtype(eqn.outputs[0].aval)}(0)"
-            exprs.append(_bind(builder, " + ".join(terms) if terms else zero))
+            exprs.append(_bind(builder, tree_sum(terms) if terms else zero))
             continue
         acc = terms[0]
         for t in terms[1:]:
             acc = _bind(builder, _max_expr(acc, t, name == "reduce_max"))
         exprs.append(acc)
     return Elems(eqn.outputs[0].aval, exprs)
+
+
+def tree_sum(terms: list[str]) -> str:
+    """`terms` added pairwise: log2(n) additions deep rather than n - 1, which is the
+    latency of each step when the sum feeds a scan carry (LLVM may not reassociate)."""
+    while len(terms) > 1:
+        pairs = [f"({a} + {b})" for a, b in zip(terms[::2], terms[1::2])]
+        terms = pairs + terms[len(pairs) * 2:]
+    return terms[0]
 
 
 def _dot_general(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
@@ -187,7 +215,7 @@ def _dot_general(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
             for n in range(r_idx.shape[2]):
                 terms = [f"{lhs.exprs[l_idx[b, m, k]]} * {rhs.exprs[r_idx[b, k, n]]}"
                          for k in range(l_idx.shape[2])]
-                exprs.append(_bind(builder, " + ".join(terms) if terms else zero))
+                exprs.append(_bind(builder, tree_sum(terms) if terms else zero))
     return Elems(out, exprs)
 
 

@@ -1,0 +1,178 @@
+"""Vector math: SIMD exp, log, sin, tanh, ... inside fused loops.
+
+numba calls libm once per element for a transcendental function, and LLVM cannot
+vectorize a loop around an opaque scalar call, so `exp` over a million elements costs a
+million libm calls. glibc ships vector versions (libmvec: `_ZGVdN4v_exp` computes four
+exps in one AVX2 register, within 4 ulp). The functions here are numba intrinsics that
+call a scalar alias of the libm function (`fxgrad_exp`, registered in LLVM's symbol
+table) whose declaration names its libmvec variants in the `vector-function-abi-variant`
+attribute; LLVM's loop vectorizer then widens the call, and the scalar tail of a loop
+still calls libm. The alias matters: a call to `exp` itself would be turned into LLVM's
+`llvm.exp` intrinsic, which the backend scalarizes again.
+
+Available on Linux x86-64 with glibc >= 2.35 (tanh, expm1, erf, ... joined libmvec
+there). Elsewhere, or with `FXGRAD_VECTOR_MATH=0`, `lowering_name` returns None and
+lowerings call numpy's scalar functions as before.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import sys
+from typing import Any, Callable
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+# The libm functions with libmvec variants that lowerings use (one argument each).
+UNARY = ("exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "erf", "erfc")
+# (ISA letter, lanes, CPU feature LLVM needs to pass <lanes x double> in one register)
+_ISAS = (("b", 2, "sse2"), ("d", 4, "avx2"), ("e", 8, "avx512f"))
+
+
+def _wanted() -> bool:
+    if os.environ.get("FXGRAD_VECTOR_MATH", "1").strip().lower() in ("0", "false", "no"):
+        return False
+    return sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+
+
+def _variant_isas(mvec: Any) -> list[tuple[str, int]]:
+    """The libmvec ISA variants this process can call with LLVM's calling convention:
+    only those whose vector registers numba's target machine has."""
+    from numba.core import config
+    cpu_name, cpu_features = getattr(config, "CPU_NAME", None), getattr(config, "CPU_FEATURES", None)
+    host = llvm.get_host_cpu_features() if not cpu_name else {}
+    chosen = set((cpu_features or "").split(","))
+    isas = []
+    for letter, lanes, feature in _ISAS:
+        if feature == "sse2" or host.get(feature) or f"+{feature}" in chosen:
+            names = [f"_ZGV{letter}N{lanes}v_{name}" for name in UNARY]
+            if all(hasattr(mvec, n) for n in names):
+                isas.append((letter, lanes))
+    return isas
+
+
+def _load() -> list[tuple[str, int]]:
+    """Register the scalar aliases and load libmvec; the usable ISA variants, or []."""
+    from fxgrad.jit.fpenv import opaque_pointers
+    if not _wanted() or not opaque_pointers():
+        return []
+    try:
+        mvec, libm = ctypes.CDLL("libmvec.so.1"), ctypes.CDLL("libm.so.6")
+        isas = _variant_isas(mvec)
+        if not isas:
+            return []
+        llvm.load_library_permanently("libmvec.so.1")
+        for name in UNARY:
+            address = ctypes.cast(getattr(libm, name), ctypes.c_void_p).value
+            llvm.add_symbol(f"fxgrad_{name}", address)
+        return isas
+    except (OSError, AttributeError, RuntimeError):
+        return []
+
+
+ISAS = _load()
+AVAILABLE = bool(ISAS)
+
+
+def _keep(module: ir.Module, fn: ir.Function) -> None:
+    """List `fn` in `llvm.compiler.used`: the vectorizer only uses a variant whose
+    declaration is in the module, and unused declarations are dropped before it runs."""
+    name = "llvm.compiler.used"
+    old = module.globals.get(name)
+    items = list(old.initializer.constant) if old is not None else []
+    if any(item is fn for item in items):
+        return
+    if old is not None:
+        del module.globals[name]
+        module.scope._useset.discard(name)   # llvmlite has no API to replace a global
+    ptr = ir.PointerType()
+    array = ir.ArrayType(ptr, len(items) + 1)
+    used = ir.GlobalVariable(module, array, name)
+    used.linkage, used.section = "appending", "llvm.metadata"
+    used.initializer = ir.Constant(array, [*items, fn])
+
+
+def _declare(module: ir.Module, name: str) -> ir.Function:
+    """The scalar alias `fxgrad_<name>`, pure, naming its vector variants."""
+    double = ir.DoubleType()
+    scalar = cgutils.get_or_insert_function(module, ir.FunctionType(double, [double]),
+                                            f"fxgrad_{name}")
+    variants = []
+    for letter, lanes in ISAS:
+        vector = ir.VectorType(double, lanes)
+        vname = f"_ZGV{letter}N{lanes}v_{name}"
+        _keep(module, cgutils.get_or_insert_function(
+            module, ir.FunctionType(vector, [vector]), vname))
+        variants.append(f"_ZGV_LLVM_N{lanes}v_fxgrad_{name}({vname})")
+    # llvmlite validates attribute names; string attributes go in as they are printed.
+    for attribute in ("readnone", "nounwind",
+                      f'"vector-function-abi-variant"="{",".join(variants)}"'):
+        set.add(scalar.attributes, attribute)
+    return scalar
+
+
+def _unary_intrinsic(name: str) -> Callable[..., Any]:
+    def typer(typingctx: Any, x: Any) -> Any:
+        if x != types.float64:
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.call(_declare(builder.module, name), args)
+        return types.float64(types.float64), codegen
+    typer.__name__ = f"vm_{name}"
+    return intrinsic(typer)
+
+
+vm_exp, vm_log, vm_log1p, vm_expm1, vm_sin, vm_cos, vm_tan, vm_tanh, vm_erf, vm_erfc = (
+    _unary_intrinsic(name) for name in UNARY)
+
+
+# Lanes of the explicit vector calls `vmx_<name>(a, b, ...)` (scan bodies with small
+# state are straight-line code, where LLVM's SLP vectorizer leaves calls scalar).
+LANES = max((lanes for _, lanes in ISAS if lanes <= 4), default=0)
+
+
+def _lanes_intrinsic(name: str) -> Callable[..., Any]:
+    letter = {lanes: letter for letter, lanes in ISAS}.get(LANES, "b")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        double, index = ir.DoubleType(), ir.IntType(32)
+        vector_type = ir.VectorType(double, LANES)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector_type, [vector_type]),
+            f"_ZGV{letter}N{LANES}v_{name}")
+        vector = ir.Constant(vector_type, ir.Undefined)
+        for lane, arg in enumerate(args):
+            vector = builder.insert_element(vector, arg, ir.Constant(index, lane))
+        result = builder.call(fn, [vector])
+        lanes = [builder.extract_element(result, ir.Constant(index, k)) for k in range(LANES)]
+        return context.make_tuple(builder, signature.return_type, lanes)
+
+    def check(args: tuple[Any, ...]) -> Any:
+        if any(a != types.float64 for a in args):
+            return None
+        return types.UniTuple(types.float64, LANES)(*args), codegen
+
+    if LANES == 4:
+        def typer(typingctx: Any, a: Any, b: Any, c: Any, d: Any) -> Any:
+            return check((a, b, c, d))
+    else:
+        def typer(typingctx: Any, a: Any, b: Any) -> Any:   # type: ignore[misc]
+            return check((a, b))
+    typer.__name__ = f"vmx_{name}"
+    return intrinsic(typer)
+
+
+(vmx_exp, vmx_log, vmx_log1p, vmx_expm1, vmx_sin, vmx_cos, vmx_tan, vmx_tanh, vmx_erf,
+ vmx_erfc) = (_lanes_intrinsic(name) for name in UNARY)
+
+
+def lowering_name(name: str, dtype: Any) -> str | None:
+    """`vm_<name>` when a float64 `name` can use vector math here, else None."""
+    if not AVAILABLE or name not in UNARY or str(dtype) != "float64":
+        return None
+    return f"vm_{name}"
