@@ -346,6 +346,7 @@ def _hoist_const(ctx: Ctx, expr: str, aval: ShapedArray, bound: dict[str, Any]) 
             ctx.emit(f"{bound[expr]} = {_as_scalar(expr, aval)}")
         elif is_small_array(aval):
             bound[expr] = load(ctx.builder, expr, aval)
+            bound[expr].invariant = True   # read before the loop: may be laid out there too
         else:
             bound[expr] = expr
     return bound[expr]
@@ -387,12 +388,13 @@ def _scan_lowering(ctx: Ctx, *operands: str, program: Program, num_consts: int,
         y_views = [_flat_view(ctx, y, a) if is_small_array(ShapedArray(a.shape[1:], a.dtype))
                    else None for y, a in zip(ys, ys_avals)]
         it = ctx.fresh("it")
-        ctx.emit(f"for {it} in {f'range({length - 1}, -1, -1)' if reverse else f'range({length})'}:")
-        with ctx.indented():
-            rows = [_row(ctx, x, v, a, it) for x, v, a in zip(xs, x_views, xs_avals)]
-            outs = ctx.lower_program(program, [*consts, *carries, *rows], scalarize=True)
-            _store_ys(ctx, ys, y_views, outs[num_carry:], program.out_avals[num_carry:], it)
-            _update_carries(ctx, carries, outs[:num_carry], carry_avals)
+        with ctx.builder.loop():
+            ctx.emit(f"for {it} in {f'range({length - 1}, -1, -1)' if reverse else f'range({length})'}:")
+            with ctx.indented():
+                rows = [_row(ctx, x, v, a, it) for x, v, a in zip(xs, x_views, xs_avals)]
+                outs = ctx.lower_program(program, [*consts, *carries, *rows], scalarize=True)
+                _store_ys(ctx, ys, y_views, outs[num_carry:], program.out_avals[num_carry:], it)
+                _update_carries(ctx, carries, outs[:num_carry], carry_avals)
     _finish_carries(ctx, program, carries, carry_avals, length)
 
 

@@ -101,10 +101,34 @@ class Builder:
         self.loaded: dict[str, Any] = {}
         # id(output var) -> (donated input name, index of that input's last use)
         self.buffers: dict[int, tuple[str, int]] = {}
+        self.preambles: list[dict[str, Any]] = []   # the scan loops being lowered, innermost last
 
     def fresh(self, prefix: str = "v") -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
+
+    @contextlib.contextmanager
+    def loop(self) -> Iterator[None]:
+        """Around the emission of a loop: `before_loop` may add statements ahead of it."""
+        self.preambles.append({"index": len(self.lines), "indent": self.indent, "names": {}})
+        try:
+            yield
+        finally:
+            self.preambles.pop()
+
+    def before_loop(self, key: Any, statements: Callable[[str], list[str]]) -> str | None:
+        """A value computed once ahead of the innermost loop being lowered (None outside
+        one): `statements(name)` define `name`, emitted on the first request for `key`."""
+        if not self.preambles:
+            return None
+        preamble = self.preambles[-1]
+        if key not in preamble["names"]:
+            name = self.fresh("p")
+            lines = ["    " * preamble["indent"] + line for line in statements(name)]
+            self.lines[preamble["index"]:preamble["index"]] = lines
+            preamble["index"] += len(lines)
+            preamble["names"][key] = name
+        return str(preamble["names"][key])
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.indent + line)

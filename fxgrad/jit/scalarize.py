@@ -18,6 +18,7 @@ import numpy as np
 from fxgrad.core.ir import Eqn, Literal, ShapedArray
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.jit import vecmath
+from fxgrad.jit.lowering import HELPERS
 
 LIMIT = 64
 _MOVES = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice",
@@ -27,11 +28,13 @@ _MOVES = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", 
 class Elems:
     """A small array held as scalar expressions, one per element in C order."""
 
-    __slots__ = ("aval", "exprs")
+    __slots__ = ("aval", "exprs", "source", "invariant")
 
-    def __init__(self, aval: ShapedArray, exprs: list[str]):
+    def __init__(self, aval: ShapedArray, exprs: list[str], source: str | None = None):
         self.aval = aval
         self.exprs = exprs
+        self.source = source      # the flat array the elements were read from, if any
+        self.invariant = False    # read before the enclosing loop (a scan's const)
 
 
 def _dtype(aval: ShapedArray) -> str:
@@ -63,7 +66,7 @@ def load(builder: Any, name: str, aval: ShapedArray) -> Elems:
     names = [builder.fresh("l") for _ in range(aval.size)]
     for k, n in enumerate(names):
         builder.emit(f"{n} = {flat}[{k}]")
-    return Elems(aval, names)
+    return Elems(aval, names, source=flat)
 
 
 def as_elems(builder: Any, env: dict[int, Any], atom: Any) -> Elems:
@@ -201,8 +204,40 @@ def tree_sum(terms: list[str]) -> str:
     return terms[0]
 
 
+def _matvec(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems | None:
+    """A loop-invariant matrix times a vector, four rows per SIMD register
+    (vecmath.matvec_*), the matrix laid out column by column before the loop; None
+    where that does not apply."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    out = eqn.outputs[0].aval
+    if lb or rb or len(lc) != 1 or out.ndim != 1 or out.dtype != np.float64:
+        return None
+    pairs = [(ops[0], ops[1], lc[0]), (ops[1], ops[0], rc[0])]
+    found = [(m, v, c) for m, v, c in pairs if m.aval.ndim == 2 and v.aval.ndim == 1
+             and m.invariant and m.aval.dtype == v.aval.dtype == np.float64]
+    if not found:
+        return None
+    matrix, vector, contracted = found[0]
+    rows, k = matrix.aval.shape[1 - contracted], matrix.aval.shape[contracted]
+    padded = -(-rows // 4) * 4
+    view = f"{matrix.source}.reshape({matrix.aval.shape!r})" + (".T" if contracted == 1 else "")
+    layout = builder.before_loop(("matvec", matrix.source, contracted), lambda name: [
+        f"{name} = np.zeros(({k}, {padded}), np.float64)", f"{name}[:, :{rows}] = {view}"])
+    if layout is None or rows < 2 or k < 2:
+        return None
+    fn = f"matvec_{padded}_{k}"
+    HELPERS.setdefault(fn, f"from fxgrad.jit.vecmath import {fn}")
+    builder.helpers.add(fn)
+    names = [builder.fresh("s") for _ in range(padded)]
+    builder.emit(f"{', '.join(names)} = {fn}({layout}, ({', '.join(vector.exprs)},))")
+    return Elems(out, names[:rows])
+
+
 def _dot_general(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
     """Unrolled sums of products; output order: batch, lhs free, rhs free."""
+    simd = _matvec(builder, eqn, ops)
+    if simd is not None:
+        return simd
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lhs, rhs = ops
     l_idx = _arranged(lhs.aval, lb, lc, contract_last=True)

@@ -171,6 +171,61 @@ def _lanes_intrinsic(name: str) -> Callable[..., Any]:
  vmx_erfc) = (_lanes_intrinsic(name) for name in UNARY)
 
 
+def _tree(builder: Any, values: list[Any]) -> Any:
+    """Pairwise sum in scalarize.tree_sum's order, so results equal the scalar code's."""
+    while len(values) > 1:
+        pairs = [builder.fadd(a, b) for a, b in zip(values[::2], values[1::2])]
+        values = pairs + values[len(pairs) * 2:]
+    return values[0]
+
+
+def _matvec_intrinsic(rows: int, k: int) -> Callable[..., Any]:
+    """`matvec_<rows>_<k>(wt, (v_0, ..., v_{k-1}))`: the `rows` sums over j of
+    wt[j, i] * v_j, four rows per vector register, for a C-contiguous (k, rows) float64
+    `wt` with `rows` a multiple of 4 (a scan body's loop-invariant matrix, laid out
+    before the loop). LLVM's SLP vectorizer leaves the scalar form of this unvectorized."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        double, index = ir.DoubleType(), ir.IntType(32)
+        vector_type = ir.VectorType(double, 4)
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        vs = cgutils.unpack_tuple(builder, args[1], k)
+        splats = [builder.shuffle_vector(
+            builder.insert_element(ir.Constant(vector_type, ir.Undefined), v, ir.Constant(index, 0)),
+            ir.Constant(vector_type, ir.Undefined), ir.Constant(ir.VectorType(index, 4), [0] * 4))
+            for v in vs]
+        lanes = []
+        for block in range(rows // 4):
+            products = []
+            for j in range(k):
+                where = builder.gep(data, [ir.Constant(ir.IntType(64), j * rows + 4 * block)])
+                column = builder.load(where, typ=vector_type, align=8)
+                products.append(builder.fmul(column, splats[j]))
+            total = _tree(builder, products)
+            lanes += [builder.extract_element(total, ir.Constant(index, i)) for i in range(4)]
+        return context.make_tuple(builder, signature.return_type, lanes)
+
+    def typer(typingctx: Any, wt: Any, vs: Any) -> Any:
+        if not (isinstance(wt, types.Array) and wt.dtype == types.float64 and wt.ndim == 2
+                and wt.layout == "C" and vs == types.UniTuple(types.float64, k)):
+            return None
+        return types.UniTuple(types.float64, rows)(wt, vs), codegen
+    typer.__name__ = f"matvec_{rows}_{k}"
+    return intrinsic(typer)
+
+
+_matvecs: dict[str, Callable[..., Any]] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """`matvec_<rows>_<k>` intrinsics, made on first import (kernels import them by name)."""
+    parts = name.split("_")
+    if len(parts) == 3 and parts[0] == "matvec" and parts[1].isdigit() and parts[2].isdigit():
+        if name not in _matvecs:
+            _matvecs[name] = _matvec_intrinsic(int(parts[1]), int(parts[2]))
+        return _matvecs[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def lowering_name(name: str, dtype: Any) -> str | None:
     """`vm_<name>` when a float64 `name` can use vector math here, else None."""
     if not AVAILABLE or name not in UNARY or str(dtype) != "float64":

@@ -124,3 +124,46 @@ def test_switched_off_by_environment_variable():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["False", "False", "1.0"]
+
+
+def _matvec_loss(W, V, xs, transposed, reverse):
+    def step(h, x):   # h (k) -> rows -> k, through two matrix-vector products
+        mid = h @ W if transposed else W @ h
+        return fnp.tanh(x + (mid @ V if transposed else V @ mid)), fnp.sum(mid)
+    h, ys = fx.scan(step, fnp.zeros(xs.shape[1]), xs, reverse=reverse)
+    return fnp.sum(h ** 2) + fnp.sum(ys)
+
+
+@pytest.mark.parametrize("rows, k", [(8, 8), (4, 4), (3, 3), (5, 5), (2, 7), (6, 3)])
+@pytest.mark.parametrize("transposed", [False, True], ids=["W@h", "h@W"])
+def test_scan_matvec_in_simd_equals_the_scalar_code(monkeypatch, rows, k, transposed):
+    from fxgrad.jit import scalarize
+    shape = (k, rows) if transposed else (rows, k)
+    W = np.random.default_rng(rows * k).normal(size=shape) * 0.4
+    V = np.random.default_rng(rows + k).normal(size=shape[::-1]) * 0.4
+    xs = np.random.default_rng(1).normal(size=(30, k))
+    loss = lambda W: _matvec_loss(W, V, xs, transposed, reverse=rows % 2 == 1)  # noqa: E731
+    grad = fx.jit(fx.grad(loss))
+    source = grad.lower(W).as_text()
+    assert ("matvec_" in source) == (rows >= 2 and k >= 2)
+    simd = grad(W)
+    monkeypatch.setattr(scalarize, "_matvec", lambda *args: None)
+    scalar = fx.jit(fx.grad(loss))
+    assert "matvec_" not in scalar.lower(W).as_text()
+    np.testing.assert_array_equal(simd, scalar(W))
+    eager = fx.grad(loss)(W)   # entries cancel: compare on the gradient's scale
+    np.testing.assert_allclose(simd, eager, rtol=1e-12, atol=1e-12 * np.max(np.abs(eager)))
+
+
+def test_matvec_layout_is_hoisted_out_of_nested_loops():
+    W = np.random.default_rng(0).normal(size=(4, 4)) * 0.3
+    xss = np.random.default_rng(1).normal(size=(3, 5, 4))
+
+    def outer(W):
+        def inner(h, xs):
+            return fx.scan(lambda g, x: (fnp.tanh(W @ g + x), None), h, xs)[0], None
+        return fnp.sum(fx.scan(inner, fnp.zeros(4), xss)[0])
+    source = fx.jit(fx.grad(outer)).lower(W).as_text()
+    layouts = [line for line in source.splitlines() if "np.zeros((4, 4)" in line]
+    assert layouts and all(not line.startswith(" " * 12) for line in layouts)
+    np.testing.assert_allclose(fx.jit(fx.grad(outer))(W), fx.grad(outer)(W), rtol=1e-12)
