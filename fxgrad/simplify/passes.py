@@ -60,8 +60,11 @@ class Rewriter:
     """
 
     def __init__(self, program: Program, consts: dict[int, Any], log: list[str] | None,
-                 names: _Printer | None = None):
+                 names: _Printer | None = None, bodies: dict | None = None):
         self.program = program
+        # id(body) -> (body, its simplified form): each pass sees the bodies the last one
+        # made, already at their fixed point; this skips simplifying them again
+        self.bodies: dict[int, tuple[Program, Program]] = {} if bodies is None else bodies
         self.names = names or _Printer()
         self.consts = consts          # id(var) -> known constant value
         self.subst: dict[int, Atom] = {}
@@ -117,9 +120,17 @@ class Rewriter:
         for k, body in eqn.params.items():
             if not isinstance(body, Program) or body.num_consts:
                 continue
-            new, consts, restructured = _simplify(body, [], None)
-            if not consts and (restructured or len(new.eqns) < len(body.eqns)) and \
-                    all(isinstance(v, Var) for v in new.outvars):
+            known = self.bodies.get(id(body))
+            if known is not None and known[0] is body:
+                params[k] = known[1]
+                self.changed = self.changed or known[1] is not body
+                continue
+            new, consts, restructured = _simplify(body, [], None, bodies=self.bodies)
+            accepted = not consts and (restructured or len(new.eqns) < len(body.eqns)) and \
+                all(isinstance(v, Var) for v in new.outvars)
+            self.bodies[id(body)] = (body, new if accepted else body)
+            self.bodies[id(new)] = (new, new)
+            if accepted:
                 params[k] = new
                 if self.log is not None:
                     self.log.append(f"simplify {eqn.prim.name} body: {len(body.eqns)} -> "
@@ -218,18 +229,22 @@ def simplify_program(program: Program, consts: list[Any], log: list[str] | None 
 
 
 def _simplify(program: Program, consts: list[Any], log: list[str] | None,
-              max_iterations: int = 20) -> tuple[Program, list[Any], bool]:
-    """simplify_program, also saying whether a whole-program rewrite changed it."""
+              max_iterations: int = 20, bodies: dict | None = None
+              ) -> tuple[Program, list[Any], bool]:
+    """simplify_program, also saying whether a whole-program rewrite changed it;
+    `bodies` remembers scan bodies already simplified (see Rewriter)."""
+    bodies = {} if bodies is None else bodies
     const_values = {id(v): c for v, c in zip(program.invars, consts)
                     if isinstance(c, np.ndarray) or np.isscalar(c)}
     names = _Printer()
     names.program(program, indent=0)   # the log names variables as `print(program)` does
-    program, folded = _rewrite_to_fixed_point(program, const_values, log, max_iterations, names)
+    program, folded = _rewrite_to_fixed_point(program, const_values, log, max_iterations, names,
+                                              bodies)
     candidate = polynomial_normal_form(program, config.simplify_assume_finite)
     if candidate is not None:
         trial_log: list[str] | None = [] if log is not None else None
         candidate, trial_folded = _rewrite_to_fixed_point(candidate, const_values, trial_log,
-                                                          max_iterations, names)
+                                                          max_iterations, names, bodies)
         if len(candidate.eqns) < len(program.eqns):
             if log is not None:
                 log.append(f"polynomial: {len(program.eqns)} -> {len(candidate.eqns)} equations")
@@ -244,16 +259,17 @@ def _simplify(program: Program, consts: list[Any], log: list[str] | None,
                 log.append(f"{rewrite.__name__}: {len(program.eqns)} -> "
                            f"{len(rewritten.eqns)} equations")
             program, folded = _rewrite_to_fixed_point(rewritten, const_values, log,
-                                                      max_iterations, names)
+                                                      max_iterations, names, bodies)
     return (*_drop_unused_consts(*_materialise_folded(program, consts, folded)), restructured)
 
 
 def _rewrite_to_fixed_point(program: Program, const_values: dict[int, Any],
                             log: list[str] | None, max_iterations: int,
-                            names: _Printer | None = None) -> tuple[Program, dict[int, Any]]:
+                            names: _Printer | None = None, bodies: dict | None = None
+                            ) -> tuple[Program, dict[int, Any]]:
     """Rewriter passes until nothing changes; also the values of folded variables."""
     for _ in range(max_iterations):
-        p = Rewriter(program, dict(const_values), log, names)
+        p = Rewriter(program, dict(const_values), log, names, bodies)
         program = dce(p.run())
         if not p.changed:
             break
