@@ -11,6 +11,10 @@ keeps IEEE behaviour in kernels compiled afterwards. x86-64 only; elsewhere a no
 
 A kernel that raises (a singular matrix in `solve`) skips its restore; the caller's
 exception handler calls `reset()`, which clears the two bits on the calling thread.
+Kernels with a parallel loop (`prange`, over 2**17 elements or more) keep IEEE
+behaviour: the mode is per thread, numba's worker threads would run their share with
+whatever mode they were started in, and threads started inside a flushed kernel would
+keep it afterwards.
 """
 from __future__ import annotations
 

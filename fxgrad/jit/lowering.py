@@ -442,8 +442,10 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     aliased = {id(a) for v in program.invars for a in _views_of(program, v)}
     outs = [f"np.copy({o})" if isinstance(v, Var) and id(v) in aliased and o not in written
             and v.aval.shape else o for o, v in zip(outs, program.outvars)]
-    flush = fpenv.enabled()
-    if flush:   # subnormals flushed to zero inside the kernel (see fxgrad.jit.fpenv)
+    # subnormals flushed to zero inside the kernel (see fxgrad.jit.fpenv); not where
+    # numba's worker threads run loops: they would inherit the mode if started here
+    flush = fpenv.enabled() and not builder.parallel
+    if flush:
         builder.lines.insert(0, "    fpenv0 = flush_enter()")
         builder.emit("flush_exit(fpenv0)")
     builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")

@@ -32,6 +32,14 @@ def test_inputs_below_the_normal_range_read_as_zero():
     assert _ieee_here()
 
 
+def test_parallel_kernels_keep_ieee_subnormals():
+    f = fx.jit(lambda x: x * 0.5)
+    x = np.full(1 << 17, TINY)
+    assert "prange" in f.lower(x).as_text() and "flush_enter" not in f.lower(x).as_text()
+    assert np.all(f(x) == TINY * 0.5)
+    assert _ieee_here()
+
+
 def test_flush_denormals_off_keeps_ieee_subnormals():
     config.update("flush_denormals", False)
     try:
