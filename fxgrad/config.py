@@ -32,10 +32,10 @@ class Config:
     `tune_malloc` (FXGRAD_TUNE_MALLOC, default on): on the first compile, set glibc's
     mmap/trim thresholds to the values glibc itself settles at after freeing a large
     array, so kernel temporaries of 128 KB - 32 MB do not page-fault on every call
-    (see fxgrad.jit.heap).
+    (see fxgrad.jit.runtime).
     `flush_denormals` (FXGRAD_FLUSH_DENORMALS, default on): kernels compiled from then
     on flush subnormal floats to zero (FTZ/DAZ on x86-64), as JAX/XLA do on CPU; eager
-    evaluation keeps IEEE gradual underflow (see fxgrad.jit.fpenv).
+    evaluation keeps IEEE gradual underflow (see fxgrad.jit.runtime).
 
     Options are process-wide: every thread sees the same values."""
 

@@ -33,9 +33,8 @@ from fxgrad.core.errors import FxValueError, api_boundary
 from fxgrad.core.ir import ClosedProgram, Program
 from fxgrad.core.trace import Tracer
 from fxgrad.interpreters.evaluation import eval_program
-from fxgrad.jit import fpenv
+from fxgrad.jit import runtime
 from fxgrad.jit.cache import load_kernel, recompile_in_memory
-from fxgrad.jit.heap import tune_malloc
 from fxgrad.jit.lowering import lower_program
 from fxgrad.tree_util import PyTreeDef, tree_flatten, tree_unflatten
 
@@ -78,7 +77,7 @@ class Entry:
 
     def _lower(self) -> None:
         start = time.perf_counter()
-        tune_malloc()
+        runtime.tune_malloc()
         lowered = lower_program(self.program, self.donated)
         self.source = lowered.source
         self.before = tuple(_prepare(c) for c in self.consts)   # kernel args before inputs
@@ -126,7 +125,7 @@ class Entry:
             try:
                 return kernel(*args, *after)[0]
             except Exception:
-                fpenv.reset()
+                runtime.reset()
                 return self._call_kernel(list(args))   # cache failures and errors, as run
         return direct
 
@@ -134,7 +133,7 @@ class Entry:
         try:
             outs = self.kernel(*self.before, *flat, *self.after)  # type: ignore[misc]
         except Exception as err:
-            fpenv.reset()   # the kernel's exit, which restores the caller's MXCSR, was skipped
+            runtime.reset()   # the kernel's exit, which restores the caller's MXCSR, was skipped
             if not _is_cache_failure(err):
                 raise
             self.kernel = recompile_in_memory(self.source)

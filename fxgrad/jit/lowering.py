@@ -23,7 +23,7 @@ import numpy as np
 
 from fxgrad.core.errors import FxTypeError
 from fxgrad.core.ir import Eqn, Literal, Program, ShapedArray, Var
-from fxgrad.jit import fpenv, vecmath
+from fxgrad.jit import runtime, vecmath
 
 
 class Elementwise(NamedTuple):
@@ -442,9 +442,9 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     aliased = {id(a) for v in program.invars for a in _views_of(program, v)}
     outs = [f"np.copy({o})" if isinstance(v, Var) and id(v) in aliased and o not in written
             and v.aval.shape else o for o, v in zip(outs, program.outvars)]
-    # subnormals flushed to zero inside the kernel (see fxgrad.jit.fpenv); not where
+    # subnormals flushed to zero inside the kernel (see fxgrad.jit.runtime); not where
     # numba's worker threads run loops: they would inherit the mode if started here
-    flush = fpenv.enabled() and not builder.parallel
+    flush = runtime.enabled() and not builder.parallel
     if flush:
         builder.lines.insert(0, "    fpenv0 = flush_enter()")
         builder.emit("flush_exit(fpenv0)")
@@ -452,7 +452,7 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     params = ", ".join(in_names + builder.literal_names)
     helpers = [HELPERS[name] for name in sorted(builder.helpers)]
     if flush:
-        helpers.append("from fxgrad.jit.fpenv import flush_enter, flush_exit")
+        helpers.append("from fxgrad.jit.runtime import flush_enter, flush_exit")
     options = "cache=True, nogil=True" + (", parallel=True" if builder.parallel else "")
     header = ["import math", "import numba", "import numpy as np", "from numba import njit", "",
               *helpers, "", f"@njit({options})", f"def kernel({params}):"]

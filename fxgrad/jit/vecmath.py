@@ -57,7 +57,7 @@ def _variant_isas(mvec: Any) -> list[tuple[str, int]]:
 
 def _load() -> list[tuple[str, int]]:
     """Register the scalar aliases and load libmvec; the usable ISA variants, or []."""
-    from fxgrad.jit.fpenv import opaque_pointers
+    from fxgrad.jit.runtime import opaque_pointers
     if not _wanted() or not opaque_pointers():
         return []
     try:

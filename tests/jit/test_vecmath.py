@@ -14,7 +14,7 @@ import pytest
 
 import fxgrad as fx
 import fxgrad.numpy as fnp
-from fxgrad.jit import fpenv, vecmath
+from fxgrad.jit import runtime, vecmath
 from fxgrad.scipy.special import expit
 
 ON_GLIBC_X86 = (sys.platform.startswith("linux") and platform.machine() == "x86_64"
@@ -27,7 +27,7 @@ SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-310, -1e-310, 1e-300, 700.0, 7
 
 
 def test_available_exactly_where_glibc_has_the_vector_functions():
-    wanted = os.environ.get("FXGRAD_VECTOR_MATH") != "0" and fpenv.opaque_pointers()
+    wanted = os.environ.get("FXGRAD_VECTOR_MATH") != "0" and runtime.opaque_pointers()
     assert vecmath.AVAILABLE == (ON_GLIBC_X86 and wanted)
 
 

@@ -247,7 +247,7 @@ def test_jit_of_derivative_programs():
 
 
 def _source(f, *args):
-    """The kernel's source without the floating-point mode lines (see fxgrad.jit.fpenv)."""
+    """The kernel's source without the floating-point mode lines (see fxgrad.jit.runtime)."""
     lines = jit(f).lower(*args).as_text().splitlines()
     return "\n".join(line for line in lines if "flush_e" not in line) + "\n"
 

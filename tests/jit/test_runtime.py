@@ -7,7 +7,7 @@ import pytest
 import fxgrad as fx
 import fxgrad.numpy as fnp
 from fxgrad.config import config
-from fxgrad.jit import fpenv, heap
+from fxgrad.jit import runtime
 
 TINY = 1e-310   # subnormal in float64
 
@@ -17,7 +17,7 @@ def _ieee_here():
     return np.array([1e-300])[0] * 1e-15 != 0.0
 
 
-@pytest.mark.skipif(not fpenv.SUPPORTED, reason="MXCSR is x86-64 only")
+@pytest.mark.skipif(not runtime.SUPPORTED, reason="MXCSR is x86-64 only")
 def test_kernels_flush_subnormals_and_restore_the_callers_mode():
     f = fx.jit(lambda x: x * 0.5)
     assert f(np.array([TINY, 1.0])).tolist() == [0.0, 0.5]
@@ -25,7 +25,7 @@ def test_kernels_flush_subnormals_and_restore_the_callers_mode():
     assert (np.array([TINY]) * 0.5)[0] == TINY * 0.5 != 0.0
 
 
-@pytest.mark.skipif(not fpenv.SUPPORTED, reason="MXCSR is x86-64 only")
+@pytest.mark.skipif(not runtime.SUPPORTED, reason="MXCSR is x86-64 only")
 def test_inputs_below_the_normal_range_read_as_zero():
     f = fx.jit(lambda x: x * 1e300)
     np.testing.assert_array_equal(f(np.array([TINY, -TINY, 1e-300])), [0.0, -0.0, 1.0])
@@ -49,18 +49,18 @@ def test_flush_denormals_off_keeps_ieee_subnormals():
     finally:
         config.update("flush_denormals", True)
     assert ("flush_enter" in fx.jit(lambda x: x * 0.25).lower(np.ones(2)).as_text()) == \
-        fpenv.SUPPORTED
+        runtime.SUPPORTED
 
 
-@pytest.mark.skipif(not fpenv.SUPPORTED, reason="MXCSR is x86-64 only")
+@pytest.mark.skipif(not runtime.SUPPORTED, reason="MXCSR is x86-64 only")
 def test_reset_clears_the_mode_a_raising_kernel_left_set():
-    fpenv.set_flush_bits()         # what a kernel does first; its exit never ran
+    runtime.set_flush_bits()         # what a kernel does first; its exit never ran
     assert not _ieee_here()
-    fpenv.reset()
+    runtime.reset()
     assert _ieee_here()
 
 
-@pytest.mark.skipif(not fpenv.SUPPORTED, reason="MXCSR is x86-64 only")
+@pytest.mark.skipif(not runtime.SUPPORTED, reason="MXCSR is x86-64 only")
 def test_failing_kernel_call_leaves_ieee_mode(monkeypatch):
     f = fx.jit(lambda x: fnp.sin(x) * 2.0)
     x = np.ones(3)
@@ -68,7 +68,7 @@ def test_failing_kernel_call_leaves_ieee_mode(monkeypatch):
     entry = next(iter(f._entries.values()))
 
     def kernel_that_raises(*args):
-        fpenv.set_flush_bits()
+        runtime.set_flush_bits()
         raise FloatingPointError("from inside a kernel")
     monkeypatch.setattr(entry, "kernel", kernel_that_raises)
     monkeypatch.setattr(entry, "direct", None)
@@ -89,19 +89,19 @@ def test_vanishing_rnn_gradient_matches_eager_away_from_subnormals():
 
 
 def test_malloc_thresholds_pinned_once(monkeypatch):
-    monkeypatch.setattr(heap, "_done", False)
+    monkeypatch.setattr(runtime, "_malloc_tuned", False)
     calls = []
 
     class FakeLibc:
         def mallopt(self, option, value):
             calls.append((option, value))
             return 1
-    monkeypatch.setattr(heap.ctypes, "CDLL", lambda name: FakeLibc())
-    expected = heap.sys.platform.startswith("linux")
-    assert heap.tune_malloc() == expected
-    assert heap.tune_malloc() is False          # once per process
-    assert calls == ([(heap.M_MMAP_THRESHOLD, 32 << 20), (heap.M_TRIM_THRESHOLD, 64 << 20)]
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: FakeLibc())
+    expected = runtime.sys.platform.startswith("linux")
+    assert runtime.tune_malloc() == expected
+    assert runtime.tune_malloc() is False          # once per process
+    assert calls == ([(runtime.M_MMAP_THRESHOLD, 32 << 20), (runtime.M_TRIM_THRESHOLD, 64 << 20)]
                      if expected else [])
-    monkeypatch.setattr(heap, "_done", False)
+    monkeypatch.setattr(runtime, "_malloc_tuned", False)
     monkeypatch.setattr(config, "tune_malloc", False)
-    assert heap.tune_malloc() is False
+    assert runtime.tune_malloc() is False
