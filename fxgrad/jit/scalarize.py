@@ -198,10 +198,7 @@ def _reduction(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems:
 def tree_sum(terms: list[str]) -> str:
     """`terms` added pairwise: log2(n) additions deep rather than n - 1, which is the
     latency of each step when the sum feeds a scan carry (LLVM may not reassociate)."""
-    while len(terms) > 1:
-        pairs = [f"({a} + {b})" for a, b in zip(terms[::2], terms[1::2])]
-        terms = pairs + terms[len(pairs) * 2:]
-    return terms[0]
+    return str(vecmath.pairwise_sum(terms, lambda a, b: f"({a} + {b})"))
 
 
 def _matvec(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems | None:
@@ -219,11 +216,13 @@ def _matvec(builder: Any, eqn: Eqn, ops: list[Elems]) -> Elems | None:
         return None
     matrix, vector, contracted = found[0]
     rows, k = matrix.aval.shape[1 - contracted], matrix.aval.shape[contracted]
+    if rows < 2 or k < 2:
+        return None
     padded = -(-rows // 4) * 4
     view = f"{matrix.source}.reshape({matrix.aval.shape!r})" + (".T" if contracted == 1 else "")
     layout = builder.before_loop(("matvec", matrix.source, contracted), lambda name: [
         f"{name} = np.zeros(({k}, {padded}), np.float64)", f"{name}[:, :{rows}] = {view}"])
-    if layout is None or rows < 2 or k < 2:
+    if layout is None:
         return None
     fn = f"matvec_{padded}_{k}"
     HELPERS.setdefault(fn, f"from fxgrad.jit.vecmath import {fn}")

@@ -171,10 +171,12 @@ def _lanes_intrinsic(name: str) -> Callable[..., Any]:
  vmx_erfc) = (_lanes_intrinsic(name) for name in UNARY)
 
 
-def _tree(builder: Any, values: list[Any]) -> Any:
-    """Pairwise sum in scalarize.tree_sum's order, so results equal the scalar code's."""
+def pairwise_sum(values: list[Any], add: Callable[[Any, Any], Any]) -> Any:
+    """`values` added pairwise, log2(n) additions deep: the one summation order of the
+    scalarized code (source text) and of the matvec intrinsics (LLVM values), so both
+    give the same bits."""
     while len(values) > 1:
-        pairs = [builder.fadd(a, b) for a, b in zip(values[::2], values[1::2])]
+        pairs = [add(a, b) for a, b in zip(values[::2], values[1::2])]
         values = pairs + values[len(pairs) * 2:]
     return values[0]
 
@@ -200,7 +202,7 @@ def _matvec_intrinsic(rows: int, k: int) -> Callable[..., Any]:
                 where = builder.gep(data, [ir.Constant(ir.IntType(64), j * rows + 4 * block)])
                 column = builder.load(where, typ=vector_type, align=8)
                 products.append(builder.fmul(column, splats[j]))
-            total = _tree(builder, products)
+            total = pairwise_sum(products, builder.fadd)
             lanes += [builder.extract_element(total, ir.Constant(index, i)) for i in range(4)]
         return context.make_tuple(builder, signature.return_type, lanes)
 

@@ -38,19 +38,6 @@ def _uses(body: Program) -> dict[int, int]:
     return counts
 
 
-def _accumulated_term(body: Program, k: int, num_consts: int, uses: dict[int, int]) -> Var | None:
-    """`term` when carry k only ever does `acc = acc + term`, else None."""
-    acc_in, acc_out = body.invars[num_consts + k], body.outvars[k]
-    producer = next((e for e in body.eqns if acc_out in e.outputs), None)
-    if producer is None or producer.prim is not add_p or uses.get(id(acc_out)) != 1:
-        return None
-    a, b = producer.inputs
-    term = b if a is acc_in else a if b is acc_in else None
-    if not isinstance(term, Var) or term is acc_in or uses.get(id(acc_in)) != 1:
-        return None
-    return term if term.aval == acc_in.aval else None
-
-
 def _new_eqn(prim: Any, inputs: list[Atom], params: dict, outputs: list[Var] | None = None) -> Eqn:
     avals = abstract_eval(prim, [a.aval for a in inputs], params)
     return Eqn(prim, inputs, params, outputs or [Var(a) for a in avals])
@@ -65,6 +52,8 @@ class _PushOut:
         self.num_consts, self.num_carry = p["num_consts"], p["num_carry"]
         self.length = p["length"]
         self.first_x = self.num_consts + self.num_carry
+        self.uses = _uses(self.body)
+        self.producers = {id(v): e for e in self.body.eqns for v in e.outputs}
         self.new_ys: list[Atom] = []      # body atoms now emitted per iteration ...
         self.new_stacks: list[Var] = []   # ... and the outer arrays stacking them
         self.after: list[Eqn] = []        # equations after the loop
@@ -92,11 +81,23 @@ class _PushOut:
         self.after.append(total)
         return total.outputs[0]
 
-    def per_iteration_dot(self, term: Var, uses: dict[int, int]) -> Eqn | None:
+    def accumulated_term(self, k: int) -> Var | None:
+        """`term` when carry k only ever does `acc = acc + term`, else None."""
+        acc_in, acc_out = self.body.invars[self.num_consts + k], self.body.outvars[k]
+        producer = self.producers.get(id(acc_out))
+        if producer is None or producer.prim is not add_p or self.uses.get(id(acc_out)) != 1:
+            return None
+        a, b = producer.inputs
+        term = b if a is acc_in else a if b is acc_in else None
+        if not isinstance(term, Var) or term is acc_in or self.uses.get(id(acc_in)) != 1:
+            return None
+        return term if term.aval == acc_in.aval else None
+
+    def per_iteration_dot(self, term: Var) -> Eqn | None:
         """The dot_general making `term`, if only the accumulation reads `term` and both
         its operands vary per iteration."""
-        dot = next((e for e in self.body.eqns if term in e.outputs), None)
-        if dot is None or dot.prim is not dot_general_p or uses.get(id(term)) != 1:
+        dot = self.producers.get(id(term))
+        if dot is None or dot.prim is not dot_general_p or self.uses.get(id(term)) != 1:
             return None
         invariant = self.body.invars[:self.num_consts]
         return dot if all(isinstance(a, Var) and a not in invariant for a in dot.inputs) \
@@ -108,11 +109,10 @@ class _PushOut:
         return sum(self.length * a.aval.size for a in atoms if a not in xs)
 
     def run(self) -> list[Eqn] | None:
-        uses = _uses(self.body)
         found: dict[int, tuple[Var, Eqn | None]] = {}
         for k in range(self.num_carry):
-            term = _accumulated_term(self.body, k, self.num_consts, uses)
-            dot = self.per_iteration_dot(term, uses) if term is not None else None
+            term = self.accumulated_term(k)
+            dot = self.per_iteration_dot(term) if term is not None else None
             if term is not None and \
                     self.new_elements(dot.inputs if dot else [term]) <= STACK_LIMIT:
                 found[k] = (term, dot)
