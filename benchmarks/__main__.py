@@ -49,7 +49,7 @@ def run_workloads(quick: bool, only: set[str] | None) -> list[dict]:
         min_time = 0.05 if quick else 0.3
         t_fx = timing.time_call(w.fxgrad, min_time)
         t_np = timing.time_call(w.numpy, min_time)
-        t_jax = timing.time_call(w.jax, min_time) if w.jax else None
+        t_jax = timing.time_call(w.jax, min_time, sync=True) if w.jax else None
         rows.append({"name": w.name, "what": w.what, "fxgrad": t_fx, "numpy": t_np, "jax": t_jax})
         print_row(rows[-1])
     return rows

@@ -110,7 +110,7 @@ def run(quick: bool) -> list[dict]:
             row["fx_jit"] = timing.time_call(jitted, 0.05)
         if name in jax_rows:
             row["jax_compile"] = _first_call(jax_rows[name])
-            row["jax"] = timing.time_call(jax_rows[name], 0.05)
+            row["jax"] = timing.time_call(jax_rows[name], 0.05, sync=True)
         rows.append(row)
     for task in ("T1", "T2"):
         np.testing.assert_allclose(results[f"{task} jet"], results[f"{task} nested"],

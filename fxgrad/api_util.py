@@ -24,6 +24,8 @@ def as_input(x: Any, what: str) -> Any:
     arr = np.asarray(x)
     if arr.dtype == object or arr.dtype.kind in "USVMm":
         raise FxTypeError(f"{what} must be an array or number, got {type(x).__name__}")
+    if not arr.dtype.isnative:   # byte-swapped data (e.g. read from a file): same values
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
 

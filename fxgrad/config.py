@@ -8,7 +8,11 @@ True
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
+
+# option name -> functions called after it changes (fxgrad.jit drops its inline caches
+# when `disable_jit` is turned on)
+_watchers: dict[str, list[Callable[[], None]]] = {}
 
 
 def _env_flag(name: str) -> bool:
@@ -50,6 +54,15 @@ class Config:
         self.kernel_cache_size = int(os.environ.get("FXGRAD_KERNEL_CACHE_SIZE", "1024"))
         self.tune_malloc = os.environ.get("FXGRAD_TUNE_MALLOC", "1") != "0"
         self.flush_denormals = os.environ.get("FXGRAD_FLUSH_DENORMALS", "1") != "0"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        for callback in _watchers.get(name, ()):
+            callback()
+
+    def watch(self, name: str, callback: Callable[[], None]) -> None:
+        """Call `callback()` whenever option `name` is set."""
+        _watchers.setdefault(name, []).append(callback)
 
     def update(self, name: str, value: Any) -> None:
         if not hasattr(self, name):

@@ -410,8 +410,8 @@ def _integer_pow_jvp(primals: Any, tangents: Any, *, y: int) -> Any:
 
 @def_elementwise_lowering(integer_pow_p)
 def _integer_pow_lowering(ctx: Any, x: str, *, y: int) -> str:
-    # numba unrolls `x ** <int literal>` into exponentiation by squaring (multiplications
-    # only); 1 / x^|y| goes through np.divide, as numba's own inversion raises at x == 0.
+    # exponentiation by squaring (multiplications only), as numba's `x ** n`;
+    # 1 / x^|y| goes through np.divide, as numba's own inversion raises at x == 0.
     # float32 is multiplied out in float64 and rounded once (y roundings would cost y ulps).
     dtype = ctx.out_aval.dtype
     if y == 0:
@@ -419,8 +419,24 @@ def _integer_pow_lowering(ctx: Any, x: str, *, y: int) -> str:
     if y == 1:
         return x
     work = np.dtype(np.float64) if dtype.kind == "f" else dtype
-    power = f"{ctx.cast(x, work) if work != dtype else x} ** {abs(y)}"
+    power = _power_by_squaring(ctx.cast(x, work) if work != dtype else x, abs(y))
     return typed(ctx, power if y > 0 else f"np.divide({ctx.const(1, work)}, {power})")
+
+
+def _power_by_squaring(x: str, n: int) -> str:
+    """`x ** n` as numba's own int_power multiplies it out (the same roundings), written
+    as products for n <= 8: numba compiles a helper for `**` the first time per process."""
+    if n > 8:
+        return f"{x} ** {n}"
+    result, square = None, x
+    while n:
+        if n & 1:
+            result = square if result is None else f"({result} * {square})"
+        n >>= 1
+        if n:
+            square = f"({square} * {square})"
+    assert result is not None
+    return result
 
 
 def_elementwise_batch(integer_pow_p)

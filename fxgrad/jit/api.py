@@ -33,7 +33,7 @@ from fxgrad.core.errors import FxValueError, api_boundary
 from fxgrad.core.ir import ClosedProgram, Program
 from fxgrad.core.trace import Tracer
 from fxgrad.interpreters.evaluation import eval_program
-from fxgrad.jit import runtime
+from fxgrad.jit import dispatch, runtime
 from fxgrad.jit.cache import load_kernel, recompile_in_memory
 from fxgrad.jit.lowering import lower_program
 from fxgrad.tree_util import PyTreeDef, tree_flatten, tree_unflatten
@@ -60,8 +60,9 @@ class Entry:
         self.signature: dict[str, Any] = {}   # see JitFunction._signature
         self.key: Any = None                  # this entry's key in JitFunction._entries
         self.kernel: Callable[..., Any] | None = None
+        self.out_param = False            # the kernel writes its output into a last argument
         self.compiled = False             # has the kernel run (been compiled) once?
-        self.direct: Callable[..., Any] | None = None   # the fast path's call, once compiled
+        self.hot: Callable[..., Any] | None = None   # its inline cache (see jit.dispatch)
         self.last_used = next(_clock)
         self._lock = threading.Lock()
         self.out_dtypes = tuple(v.aval.dtype for v in program.outvars)
@@ -78,8 +79,8 @@ class Entry:
     def _lower(self) -> None:
         start = time.perf_counter()
         runtime.tune_malloc()
-        lowered = lower_program(self.program, self.donated)
-        self.source = lowered.source
+        lowered = lower_program(self.program, self.donated, out_param=self.single_leaf)
+        self.source, self.out_param = lowered.source, lowered.out_param
         self.before = tuple(_prepare(c) for c in self.consts)   # kernel args before inputs
         # and after them; float64 ones as Python floats, which numba's dispatcher types
         # faster (the same float64 signature)
@@ -100,7 +101,6 @@ class Entry:
                 self.kernel = load_kernel(self.source)
             outs = self._call_kernel(flat)
             self.compiled = True
-            self.direct = self._direct_call()
         if config.log_compiles:
             log.warning("fxgrad.jit: compiled (or loaded from a cache) and ran the "
                         "kernel in %.3f s", time.perf_counter() - start)
@@ -113,31 +113,31 @@ class Entry:
         self.last_used = next(_clock)
         return self._call_kernel(flat)
 
-    def _direct_call(self) -> Callable[..., Any] | None:
-        """For the common case (one array out, no constants), the kernel call with nothing
-        around it: the repeat-call path of a small function is mostly Python overhead."""
-        if not self.single_leaf or self.scalar_outs or self.before:
+    def make_hot(self, args: Sequence[np.ndarray],
+                 miss: Callable[[tuple[Any, ...]], Any]) -> Callable[..., Any] | None:
+        """This entry's inline cache for arguments like `args` (see fxgrad.jit.dispatch);
+        None where it has none: several or scalar outputs, donated inputs."""
+        if not self.single_leaf or self.scalar_outs or self.donated or self.kernel is None:
             return None
-        kernel, after = self.kernel, self.after
-        assert kernel is not None   # compiled before this is made
-
-        def direct(args: tuple[Any, ...]) -> Any:
-            try:
-                return kernel(*args, *after)[0]
-            except Exception:
-                runtime.reset()
-                return self._call_kernel(list(args))   # cache failures and errors, as run
-        return direct
+        out = np.empty(self.program.outvars[0].aval.shape,
+                       self.out_dtypes[0]) if self.out_param else None
+        call_args = [*self.before, *args, *self.after, *([out] if out is not None else [])]
+        call = dispatch.native_entry(self.kernel, call_args)
+        return dispatch.hot_call(call, args, self.before, self.after, out, miss, self.kernel)
 
     def _call_kernel(self, flat: Sequence[Any]) -> Any:
+        out = [np.empty(self.program.outvars[0].aval.shape,
+                        self.out_dtypes[0])] if self.out_param else []
         try:
-            outs = self.kernel(*self.before, *flat, *self.after)  # type: ignore[misc]
+            outs = self.kernel(*self.before, *flat, *self.after, *out)  # type: ignore[misc]
         except Exception as err:
             runtime.reset()   # the kernel's exit, which restores the caller's MXCSR, was skipped
             if not _is_cache_failure(err):
                 raise
             self.kernel = recompile_in_memory(self.source)
-            outs = self.kernel(*self.before, *flat, *self.after)
+            outs = self.kernel(*self.before, *flat, *self.after, *out)
+        if out:
+            return out[0]
         if self.scalar_outs:
             outs = list(outs)
             for i in self.scalar_outs:
@@ -145,10 +145,13 @@ class Entry:
         return outs[0] if self.single_leaf else tree_unflatten(self.out_tree, outs)
 
 
-def _fast_key(args: Sequence[np.ndarray]) -> Any:
-    """The fast path's dictionary key of C-contiguous array arguments (see __call__)."""
+def _fast_key(args: Sequence[Any]) -> Any:
+    """The `_fast` dictionary key of array arguments (see JitFunction._dispatch)."""
     if len(args) == 1:
-        return (args[0].shape, args[0].strides, args[0].dtype)
+        a = args[0]
+        return (a.shape, a.strides, a.dtype) if type(a) is np.ndarray else None
+    if not all(type(a) is np.ndarray for a in args):
+        return None
     return tuple([(a.shape, a.strides, a.dtype) for a in args])
 
 
@@ -185,6 +188,8 @@ class JitFunction:
         self._entries: dict[Any, Entry] = {}
         self._fast: dict[Any, Entry] = {}
         self._lock = threading.Lock()     # guards changes to _entries and _fast
+        self._hot: Callable[[tuple[Any, ...]], Any] = self._dispatch   # see jit.dispatch
+        self._hot_entry: Entry | None = None
         with _live_lock:
             _live.add(self)
 
@@ -229,9 +234,14 @@ class JitFunction:
 
     def _evict(self) -> None:
         """Drop the least recently used entries beyond `config.jit_cache_size`."""
+        hot = self._hot_entry
+        if hot is not None:   # the hot call's hits do not record their time
+            hot.last_used = next(_clock)
         while len(self._entries) > max(int(config.jit_cache_size), 1):
             key = min(self._entries, key=lambda k: self._entries[k].last_used)
             old = self._entries.pop(key)
+            if old is self._hot_entry:
+                self._reset_hot()
             for fast_key in [k for k, e in self._fast.items() if e is old]:
                 del self._fast[fast_key]
 
@@ -247,6 +257,7 @@ class JitFunction:
         with self._lock:
             self._entries.clear()
             self._fast.clear()
+            self._reset_hot()
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict,
                    statics: tuple[int, ...]) -> dict[str, Any]:
@@ -272,25 +283,30 @@ class JitFunction:
                      self._donated_leaves(args, statics, len(consts)))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # Fast path: positional numpy arrays (rank >= 1), no static arguments, and a
-        # signature seen before; anything else takes `_call`.
-        # The key holds the strides, so only C-contiguous layouts seen before match.
-        if not kwargs and not self.static_argnums and not config.disable_jit:
-            key: Any
-            try:
-                if len(args) == 1:
-                    a = args[0]
-                    key = (a.shape, a.strides, a.dtype) if type(a) is np.ndarray else None
-                else:
-                    key = tuple([(a.shape, a.strides, a.dtype) for a in args
-                                 if type(a) is np.ndarray])
-                entry = self._fast[key]
-            except (KeyError, TypeError):
-                entry = None
+        if kwargs:
+            return self._call(args, kwargs)
+        return self._hot(args)
+
+    def _dispatch(self, args: tuple[Any, ...]) -> Any:
+        """Positional calls the hot call did not take: a signature seen before with
+        C-contiguous array arguments (its key holds the strides) becomes the hot one;
+        anything else takes `_call`."""
+        if not self.static_argnums and not config.disable_jit:
+            entry = self._fast.get(_fast_key(args))
             if entry is not None and entry.num_args == len(args):
                 entry.last_used = next(_clock)
-                return entry.direct(args) if entry.direct else entry.run(list(args))
-        return self._call(args, kwargs)
+                self._make_hot(entry, args)
+                return entry.run(list(args))
+        return self._call(args, {})
+
+    def _make_hot(self, entry: Entry, args: tuple[Any, ...]) -> None:
+        if entry.hot is None and entry.compiled:
+            entry.hot = entry.make_hot(args, self._dispatch)
+        if entry.hot is not None:
+            self._hot, self._hot_entry = entry.hot, entry
+
+    def _reset_hot(self) -> None:
+        self._hot, self._hot_entry = self._dispatch, None
 
     @api_boundary
     def _call(self, args: tuple[Any, ...], kwargs: dict) -> Any:
@@ -300,14 +316,21 @@ class JitFunction:
         if any(isinstance(x, Tracer) for x in flat):
             outs = eval_program(entry.program, [*entry.consts, *flat])
             return tree_unflatten(entry.out_tree, outs)
-        if not kwargs and all(type(a) is np.ndarray and a.ndim and a.flags.c_contiguous
-                              for a in args) \
-                and len(flat) == len(args):   # the fast path passes arrays as they are
+        # later calls like this one may skip flattening: arrays the kernel takes as they
+        # are (not converted, e.g. from another byte order, nor copied to be contiguous)
+        fast = not kwargs and len(flat) == len(args) and all(
+            x is a and type(a) is np.ndarray and a.ndim and a.flags.c_contiguous
+            for x, a in zip(flat, args))
+        if fast:
             with self._lock:
-                if self._entries.get(entry.key) is entry:   # not evicted meanwhile
+                fast = self._entries.get(entry.key) is entry   # not evicted meanwhile
+                if fast:
                     entry.num_args = len(args)
                     self._fast[_fast_key(args)] = entry
-        return entry.run([_prepare(x) for x in flat])
+        outs = entry.run([_prepare(x) for x in flat])
+        if fast and not self.static_argnums:
+            self._make_hot(entry, args)
+        return outs
 
     def _donated_leaves(self, args: tuple[Any, ...], statics: tuple[int, ...],
                         offset: int) -> list[int]:
@@ -461,6 +484,17 @@ def clear_caches() -> None:
         fun.clear_cache()
     clear_memory_cache()
     tangent_program.cache_clear()
+
+
+def _reset_hot_calls() -> None:
+    """Drop every function's inline cache: `config.disable_jit` is checked off it."""
+    with _live_lock:
+        functions = list(_live)
+    for fun in functions:
+        fun._reset_hot()
+
+
+config.watch("disable_jit", _reset_hot_calls)
 
 
 def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),

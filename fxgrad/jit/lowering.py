@@ -82,6 +82,13 @@ class Kernel(NamedTuple):
     source: str          # module source defining `kernel`
     num_literals: int
     literals: list[Any]  # hoisted float literal values, in parameter order
+    out_param: bool = False   # takes the output array as its last parameter, returns None
+
+
+# At the top level only arrays this small are scalarized: there, moving and padding
+# them (as a gradient gathered from a few scalars is) costs numba far more to compile
+# as loops than as renamed scalars, while larger arrays compile faster as loops.
+TOP_SCALAR_LIMIT = 4
 
 
 class Builder:
@@ -97,6 +104,9 @@ class Builder:
         self.helpers: set[str] = set()
         self.parallel = False             # some loop is a prange: compile with parallel=True
         self.scalarize = False            # inside scan bodies: small arrays as scalars
+        # arrays of at most this many elements are held as scalars (see jit.scalarize):
+        # tiny ones everywhere, up to scalarize.LIMIT inside scan bodies
+        self.scalar_limit = TOP_SCALAR_LIMIT
         self.materialized: dict[int, tuple[str, Any]] = {}
         self.loaded: dict[str, Any] = {}
         # id(output var) -> (donated input name, index of that input's last use)
@@ -132,6 +142,12 @@ class Builder:
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.indent + line)
+
+    @staticmethod
+    def flat(name: str, shape: Sequence[int]) -> str:
+        """A flat view of C-contiguous array `name` (itself when already flat: numba
+        compiles a helper for the first `reshape` in a process)."""
+        return name if len(shape) == 1 else f"{name}.reshape({int(np.prod(shape))})"
 
     @contextlib.contextmanager
     def indented(self) -> Iterator[None]:
@@ -200,12 +216,15 @@ class Ctx:
                       scalarize: bool = False) -> list[Any]:
         """Emit `program` inline. With `scalarize`, small arrays may be passed and come
         back as `scalarize.Elems` (scalars per element) instead of array names."""
-        builder, saved = self.builder, self.builder.scalarize
+        from fxgrad.jit.scalarize import LIMIT
+        builder = self.builder
+        saved = builder.scalarize, builder.scalar_limit
         builder.scalarize = scalarize
+        builder.scalar_limit = LIMIT if scalarize else builder.scalar_limit
         try:
             return lower_into(builder, program, in_names, raw=scalarize)
         finally:
-            builder.scalarize = saved
+            builder.scalarize, builder.scalar_limit = saved
 
 
 def _rule(eqn: Eqn) -> Elementwise | Statement:
@@ -231,7 +250,7 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
     uses = _uses_after(program)
     run: list[tuple[int, Eqn]] = []
     for index, eqn in enumerate(program.eqns):
-        if builder.scalarize and _scalar_form(builder, eqn, env, run, uses):
+        if _scalar_form(builder, eqn, env, run, uses):
             run = []
             continue
         if run and _joins_as_reduction(eqn, run):
@@ -277,7 +296,7 @@ def _scalar_form(builder: Builder, eqn: Eqn, env: dict[int, Any],
                  run: list[tuple[int, Eqn]], uses: dict[int, int]) -> bool:
     """Lower `eqn` on scalars (after flushing the pending fused run) if it has a scalar form."""
     from fxgrad.jit import scalarize
-    handler = scalarize.scalar_handler(eqn, lowering_rules)
+    handler = scalarize.scalar_handler(eqn, lowering_rules, builder.scalar_limit)
     if handler is None:
         return False
     _flush(builder, run, env, uses)
@@ -339,7 +358,7 @@ def _flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
     loads = _loop_inputs(builder, run, local, flat, shape)
     for v in stored:
         flat[id(v)] = builder.fresh("f")
-        builder.emit(f"{flat[id(v)]} = {env[id(v)]}.reshape({size})")
+        builder.emit(f"{flat[id(v)]} = {builder.flat(env[id(v)], shape)}")
     accumulators = [_start_accumulator(builder, eqn) for eqn in reductions]
     i = builder.fresh("i")
     builder.emit(f"for {i} in {_loop_range(builder, size, parallel_ok=not reductions)}:")
@@ -411,7 +430,7 @@ def _loop_inputs(builder: Builder, run: list[tuple[int, Eqn]], local: dict[int, 
             if isinstance(a, Var) and a.aval.shape == shape and id(a) not in produced \
                     and id(a) not in flat:
                 view, elem = builder.fresh("f"), builder.fresh("e")
-                builder.emit(f"{view} = {_read(builder, local, a)}.reshape({int(np.prod(shape))})")
+                builder.emit(f"{view} = {builder.flat(_read(builder, local, a), shape)}")
                 flat[id(a)] = view
                 loads.append((elem, view))
                 local[id(a)] = elem
@@ -427,17 +446,25 @@ def _emit_fused(builder: Builder, eqn: Eqn, local: dict[int, str]) -> None:
     local[id(eqn.outputs[0])] = name
 
 
-def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
+def lower_program(program: Program, donated: Sequence[int] = (),
+                  out_param: bool = False) -> Kernel:
     """The source of `kernel(*inputs, *literals)` computing `program`'s outputs.
 
     Outputs computed by a fused loop are written in place into the donated inputs
     (indices into `program.invars`) of the same type, once nothing reads them any more.
+    With `out_param`, a single array output that a fused loop computes (into no
+    donated input) is written into a last parameter `out` the caller allocates; the
+    kernel then returns None, which numba boxes far faster than a new array.
     """
     builder = Builder()
     in_names = [f"in{i}" for i in range(len(program.invars))]
     builder.buffers = _match_donations(program, donated, in_names)
+    out_var = program.outvars[0] if len(program.outvars) == 1 else None
+    if out_param and isinstance(out_var, Var) and out_var.aval.shape \
+            and id(out_var) not in builder.buffers and out_var not in program.invars:
+        builder.buffers[id(out_var)] = ("out", -1)
     written = {name for name, _ in builder.buffers.values()}
-    outs = lower_into(builder, program, in_names)
+    outs = _arrays_out(builder, program, lower_into(builder, program, in_names, raw=True))
     written -= {name for name, _ in builder.buffers.values()}
     aliased = {id(a) for v in program.invars for a in _views_of(program, v)}
     outs = [f"np.copy({o})" if isinstance(v, Var) and id(v) in aliased and o not in written
@@ -448,8 +475,10 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     if flush:
         builder.lines.insert(0, "    fpenv0 = flush_enter()")
         builder.emit("flush_exit(fpenv0)")
-    builder.emit(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-    params = ", ".join(in_names + builder.literal_names)
+    into_out = outs == ["out"]
+    builder.emit("return" if into_out else
+                 f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    params = ", ".join(in_names + builder.literal_names + (["out"] if into_out else []))
     helpers = [HELPERS[name] for name in sorted(builder.helpers)]
     if flush:
         helpers.append("from fxgrad.jit.runtime import flush_enter, flush_exit")
@@ -457,7 +486,24 @@ def lower_program(program: Program, donated: Sequence[int] = ()) -> Kernel:
     header = ["import math", "import numba", "import numpy as np", "from numba import njit", "",
               *helpers, "", f"@njit({options})", f"def kernel({params}):"]
     source = "\n".join(header + builder.lines) + "\n"
-    return Kernel(source, len(builder.literals), builder.literals)
+    return Kernel(source, len(builder.literals), builder.literals, into_out)
+
+
+def _arrays_out(builder: Builder, program: Program, outs: list[Any]) -> list[str]:
+    """The output names, scalarized outputs stored to arrays: into their buffer (`out`
+    or a donated input: their elements are all in locals by now) if they have one."""
+    from fxgrad.jit.scalarize import Elems, materialize
+    names = []
+    for v, value in zip(program.outvars, outs):
+        if isinstance(value, Elems) and id(v) in builder.buffers:
+            buffer, _ = builder.buffers.pop(id(v))
+            flat = builder.fresh("f")
+            builder.emit(f"{flat} = {builder.flat(buffer, v.aval.shape)}")
+            for k, expr in enumerate(value.exprs):
+                builder.emit(f"{flat}[{k}] = {expr}")
+            value = buffer
+        names.append(materialize(builder, value) if isinstance(value, Elems) else value)
+    return names
 
 
 _VIEWS = {"reshape", "squeeze", "expand_dims"}   # lowerings that may return views

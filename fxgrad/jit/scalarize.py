@@ -1,7 +1,8 @@
 """Scalarization: small arrays inside native loops live in registers, not on the heap.
 
 Inside a scan body, an array of at most `LIMIT` elements is held as an `Elems`: one
-scalar expression (a local variable) per element, in C order. Elementwise equations
+scalar expression (a local variable) per element, in C order (outside scans, only
+arrays of at most `lowering.TOP_SCALAR_LIMIT` elements, where it saves compile time). Elementwise equations
 then become one scalar statement per element, data movement (reshape, transpose,
 broadcast, slice, concatenate, pad) just renames elements, and small reductions and
 `dot_general`s are unrolled sums of products, so an RK4 step on a 3-vector or an RNN
@@ -50,7 +51,7 @@ def materialize(builder: Any, value: Elems) -> str:
         return cached[0]
     name, flat = builder.fresh("m"), builder.fresh("mf")
     builder.emit(f"{name} = np.empty({value.aval.shape!r}, {_dtype(value.aval)})")
-    builder.emit(f"{flat} = {name}.reshape({value.aval.size})")
+    builder.emit(f"{flat} = {builder.flat(name, value.aval.shape)}")
     for k, expr in enumerate(value.exprs):
         builder.emit(f"{flat}[{k}] = {expr}")
     builder.materialized[id(value)] = (name, value)   # keeps `value` alive: keyed by id
@@ -62,7 +63,7 @@ def load(builder: Any, name: str, aval: ShapedArray) -> Elems:
     if aval.ndim == 0:
         return Elems(aval, [name])
     flat = builder.fresh("lf")
-    builder.emit(f"{flat} = {name}.reshape({aval.size})")
+    builder.emit(f"{flat} = {builder.flat(name, aval.shape)}")
     names = [builder.fresh("l") for _ in range(aval.size)]
     for k, n in enumerate(names):
         builder.emit(f"{n} = {flat}[{k}]")
@@ -81,18 +82,15 @@ def as_elems(builder: Any, env: dict[int, Any], atom: Any) -> Elems:
     return loaded
 
 
-def _small(aval: ShapedArray) -> bool:
-    return aval.size <= LIMIT
-
-
-def scalar_handler(eqn: Eqn, rules: dict) -> Callable[..., Elems] | None:
-    """How to lower `eqn` on scalars, or None if it is not small or has no scalar form
-    (an equation over rank-0 values only is left to the ordinary scalar path)."""
-    if eqn.prim.multiple_results or not _small(eqn.outputs[0].aval):
+def scalar_handler(eqn: Eqn, rules: dict, limit: int = LIMIT) -> Callable[..., Elems] | None:
+    """How to lower `eqn` on scalars, or None if it has arrays of more than `limit`
+    elements or no scalar form (an equation over rank-0 values only is left to the
+    ordinary scalar path)."""
+    if eqn.prim.multiple_results:
         return None
     if all(a.aval.ndim == 0 for a in [*eqn.inputs, *eqn.outputs]):
         return None
-    if not all(_small(a.aval) for a in eqn.inputs):
+    if any(not 0 < a.aval.size <= limit for a in [*eqn.inputs, *eqn.outputs]):
         return None
     return _handler(eqn, rules)
 

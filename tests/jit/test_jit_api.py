@@ -58,9 +58,10 @@ def test_pytrees_kwargs_scalars_and_dtypes():
     assert isinstance(fx.jit(lambda x: x * 2.0)(3.0), np.ndarray)
 
 
-def test_donated_argument_is_updated_in_place():
+@pytest.mark.parametrize("n", [3, 100], ids=["scalarized", "fused loop"])
+def test_donated_argument_is_updated_in_place(n):
     step = fx.jit(lambda p, g: p - 0.1 * g, donate_argnums=0)
-    p, g = np.ones(4), np.full(4, 2.0)
+    p, g = np.ones(n), np.full(n, 2.0)
     out = step(p, g)
     assert out is p
     np.testing.assert_allclose(p, 0.8)

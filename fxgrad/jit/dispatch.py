@@ -1,0 +1,96 @@
+"""The repeat-call path of a jitted function: from `f(x)` to native code in well
+under a microsecond.
+
+Each jitted function keeps an inline cache of one signature, its *hot call* (as
+CPython's and JAX's C++ dispatch do): a small function generated for the signature
+it last ran, that tests each argument's type, dtype, shape and strides against it
+with identity and tuple comparisons, allocates the output, and calls the kernel's
+compiled entry point directly. numba's dispatcher would type the arguments again,
+and those tests already pin down the numba type the kernel was compiled for. Any
+other call (another signature, a list, a view, a kernel that raises) goes to `miss`,
+the general path, which finds the signature's entry and makes it the hot one.
+
+Only entries with array arguments and one array output, no donated inputs and no
+static arguments get a hot call; everything else goes through `Entry.run`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fxgrad.jit import runtime
+
+_TEMPLATE = """\
+def hot(args):
+    if len(args) == {n}:
+        {unpack}
+        if ({tests}):
+{body}
+    return miss(args)
+"""
+
+_INTO_OUT = """\
+            out = empty(out_shape, out_dtype)
+            try:
+                call({call_args}, out)
+            except Exception:
+                return fail(args)
+            return out"""
+
+_RETURNED = """\
+            try:
+                return call({call_args})[0]
+            except Exception:
+                return fail(args)"""
+
+
+def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..., Any]:
+    """The compiled entry point of `kernel` for `args`' numba types; `kernel` itself
+    (numba's dispatcher) if numba does not expose one."""
+    try:
+        import numba
+        signature = tuple(numba.typeof(a) for a in args)
+        return kernel.overloads[signature].entry_point  # type: ignore[attr-defined]
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return kernel
+
+
+def hot_call(call: Callable[..., Any], args: Sequence[np.ndarray], before: Sequence[Any],
+             after: Sequence[Any], out: np.ndarray | None,
+             miss: Callable[[tuple[Any, ...]], Any],
+             owner: Any = None) -> Callable[[tuple[Any, ...]], Any]:
+    """The inline cache for calls with arguments like `args` (C-contiguous arrays).
+
+    `call(*before, *args, *after[, out])` runs the kernel: into a new array like `out`
+    when given, else returning a 1-tuple. A kernel that raises is called again through
+    `miss`, which reports the error as the general path does. `owner` (the numba
+    dispatcher) is kept alive with the entry point, as it owns the machine code."""
+    n = len(args)
+    names = [f"a{i}" for i in range(n)]
+    env: dict[str, Any] = {"ndarray": np.ndarray, "empty": np.empty, "call": call,
+                           "miss": miss, "fail": _fail(miss), "owner": owner}
+    tests = []
+    for i, (name, a) in enumerate(zip(names, args)):
+        env.update({f"D{i}": a.dtype, f"S{i}": a.shape, f"T{i}": a.strides})
+        tests.append(f"type({name}) is ndarray and {name}.dtype is D{i} "
+                     f"and {name}.shape == S{i} and {name}.strides == T{i}")
+    env.update({f"B{i}": b for i, b in enumerate(before)})
+    env.update({f"L{i}": v for i, v in enumerate(after)})
+    call_args = ", ".join([f"B{i}" for i in range(len(before))] + names
+                          + [f"L{i}" for i in range(len(after))])
+    if out is not None:
+        env.update(out_shape=out.shape, out_dtype=out.dtype)
+    body = (_INTO_OUT if out is not None else _RETURNED).format(call_args=call_args)
+    unpack = f"{', '.join(names)}, = args"
+    source = _TEMPLATE.format(n=n, unpack=unpack, tests="\n            and ".join(tests),
+                              body=body)
+    exec(compile(source, "<fxgrad.jit hot call>", "exec"), env)
+    return env["hot"]
+
+
+def _fail(miss: Callable[[tuple[Any, ...]], Any]) -> Callable[[tuple[Any, ...]], Any]:
+    def fail(args: tuple[Any, ...]) -> Any:
+        runtime.reset()   # the kernel's exit, which restores the caller's MXCSR, was skipped
+        return miss(args)
+    return fail

@@ -1,0 +1,208 @@
+"""The repeat-call path (fxgrad/jit/dispatch.py): each jitted function's inline cache
+of one signature must give the general path's answer for every call it takes, and
+hand every other call to the general path."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fxgrad as fx
+import fxgrad.numpy as fnp
+from fxgrad.jit import dispatch
+
+
+def f_eager(x):
+    x = fnp.asarray(x)   # a list is a pytree of scalars
+    return fnp.sin(x) * 2.0 + x * x
+
+
+f_jit = fx.jit(f_eager)
+
+
+def _check(f, x):
+    expected = np.asarray(f_eager(np.asarray(x)))
+    got = f(x)
+    assert type(got) is np.ndarray and got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-12 if got.dtype == np.float64 else 1e-6)
+
+
+def test_first_call_makes_the_hot_call_and_later_calls_take_it(monkeypatch):
+    f = fx.jit(f_eager)
+    x = np.linspace(0, 1, 5)
+    f(x)
+    assert f._hot is f._hot_entry.hot is not None
+    monkeypatch.setattr(f, "_call", None)       # the general path is not used any more
+    monkeypatch.setattr(f, "_dispatch", None)
+    _check(f, x + 1.0)
+
+
+def test_the_kernel_is_called_through_its_native_entry_point():
+    f = fx.jit(f_eager)
+    f(np.ones(4))
+    entry = f._hot_entry
+    call = f._hot.__globals__["call"]
+    assert call is not entry.kernel and call is entry.kernel.overloads[
+        entry.kernel.signatures[0]].entry_point
+
+
+ARRAYS = {
+    "another shape": lambda: np.linspace(0, 1, 7),
+    "float32": lambda: np.linspace(0, 1, 5).astype(np.float32),
+    "int64": lambda: np.arange(5),
+    "strided view": lambda: np.linspace(0, 1, 10)[::2],
+    "reversed": lambda: np.linspace(0, 1, 5)[::-1],
+    "read-only": lambda: _readonly(),
+    "big-endian": lambda: np.linspace(0, 1, 5).astype(">f8"),
+    "subclass": lambda: np.linspace(0, 1, 5).view(_Sub),
+    "list": lambda: [0.0, 0.25, 0.5, 0.75, 1.0],
+    "0-d": lambda: np.array(0.5),
+    "python float": lambda: 0.5,
+}
+
+
+class _Sub(np.ndarray):
+    pass
+
+
+def _readonly():
+    x = np.linspace(0, 1, 5)
+    x.setflags(write=False)
+    return x
+
+
+@pytest.mark.parametrize("kind", list(ARRAYS))
+def test_calls_unlike_the_hot_signature_get_the_general_paths_answer(kind):
+    f = fx.jit(f_eager)
+    _check(f, np.linspace(0, 1, 5))
+    for _ in range(3):      # also once known to the general path
+        _check(f, ARRAYS[kind]())
+    _check(f, np.linspace(0, 1, 5))
+    g = fx.jit(f_eager)     # that kind first
+    for _ in range(3):
+        _check(g, ARRAYS[kind]())
+    _check(g, np.linspace(0, 1, 5))
+
+
+def test_fortran_ordered_matrix():
+    f = fx.jit(f_eager)
+    x = np.arange(6.0).reshape(2, 3)
+    _check(f, x)
+    _check(f, np.asfortranarray(x))
+    _check(f, x.T)
+
+
+def test_outputs_are_fresh_arrays():
+    f = fx.jit(f_eager)
+    x = np.ones(3)
+    a, b = f(x), f(x)
+    assert a is not b and not np.shares_memory(a, b) and a.flags.writeable
+    identity = fx.jit(lambda x: x)
+    y = identity(x)
+    assert y is not x and not np.shares_memory(y, x)
+
+
+def test_wrong_number_of_arguments_reports_as_before():
+    f = fx.jit(f_eager)
+    f(np.ones(3))
+    with pytest.raises(TypeError):
+        f(np.ones(3), np.ones(3))
+    with pytest.raises(TypeError):
+        f()
+
+
+def test_several_arguments_constants_and_literals():
+    A = np.arange(4.0)
+    f = fx.jit(lambda x, y: x * A + fnp.exp(y) * 3.0)
+    x, y = np.ones(4), np.linspace(0, 1, 4)
+    for _ in range(3):
+        np.testing.assert_allclose(f(x, y), x * A + np.exp(y) * 3.0, rtol=1e-12)
+    assert f._hot_entry is not None
+    np.testing.assert_allclose(f(y, x), y * A + np.exp(x) * 3.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fun", [
+    lambda x: (x * 2.0, x + 1.0),     # several outputs
+    lambda x: fnp.sum(x * 2.0),       # a scalar output
+    lambda x: {"y": x * 2.0},         # a pytree output
+], ids=["pair", "scalar", "dict"])
+def test_entries_without_a_hot_call_still_run(fun):
+    f = fx.jit(fun)
+    x = np.linspace(0, 1, 3)
+    for _ in range(2):
+        fx.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12),
+                              f(x), fun(x))
+    assert f._hot_entry is None
+
+
+def test_donated_entries_have_no_hot_call():
+    f = fx.jit(lambda x: x * 2.0, donate_argnums=0)
+    for _ in range(2):
+        x = np.ones(3)
+        np.testing.assert_allclose(f(x), 2.0)
+    assert f._hot_entry is None
+
+
+def test_disable_jit_is_honoured_after_a_hot_call_exists():
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        return x * 2.0
+    f = fx.jit(fun)
+    x = np.ones(3)
+    f(x)
+    f(x)
+    traced = len(calls)
+    fx.config.update("disable_jit", True)
+    try:
+        f(x)
+        assert len(calls) == traced + 1   # ran as Python
+    finally:
+        fx.config.update("disable_jit", False)
+    f(x)
+    f(x)
+    assert len(calls) == traced + 1
+
+
+def test_evicting_the_hot_entry_drops_the_hot_call(monkeypatch):
+    monkeypatch.setattr(fx.config, "jit_cache_size", 1)
+    f = fx.jit(f_eager)
+    x3, x4 = np.linspace(0, 1, 3), np.linspace(0, 1, 4)
+    for x in (x3, x4, x3, x4):
+        _check(f, x)
+        assert len(f._entries) == 1 and f._hot_entry is next(iter(f._entries.values()))
+
+
+def test_clear_cache_drops_the_hot_call():
+    f = fx.jit(f_eager)
+    f(np.ones(3))
+    f.clear_cache()
+    assert f._hot_entry is None
+    _check(f, np.ones(3))
+
+
+def test_out_parameter_only_for_one_fused_array_output():
+    x = np.ones((2, 3))
+    source = lambda fun: fx.jit(fun).lower(x).as_text()   # noqa: E731
+    assert ", out):" in source(lambda x: fnp.sin(x) * 2.0) and "return\n" in source(
+        lambda x: fnp.sin(x) * 2.0)
+    assert ", out)" not in source(lambda x: x.T)                    # a view: copied out
+    assert ", out)" not in source(lambda x: x @ x.T)                # BLAS allocates
+    assert ", out)" not in source(lambda x: (fnp.sin(x), x * 2.0))  # two outputs
+
+
+def test_native_entry_falls_back_to_the_dispatcher():
+    def plain(*args):
+        return args
+    assert dispatch.native_entry(plain, [np.ones(2)]) is plain
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["f8", "f4", "view", "list"])),
+                min_size=1, max_size=8))
+def test_any_sequence_of_calls_matches_eager(calls):
+    for n, kind in calls:
+        base = np.linspace(-1, 1, 2 * n)
+        x = {"f8": base[:n].copy(), "f4": base[:n].astype(np.float32),
+             "view": base[::2], "list": list(base[:n])}[kind]
+        _check(f_jit, x)
