@@ -116,14 +116,15 @@ class Entry:
     def make_hot(self, args: Sequence[np.ndarray],
                  miss: Callable[[tuple[Any, ...]], Any]) -> Callable[..., Any] | None:
         """This entry's inline cache for arguments like `args` (see fxgrad.jit.dispatch);
-        None where it has none: several or scalar outputs, donated inputs."""
-        if not self.single_leaf or self.scalar_outs or self.donated or self.kernel is None:
+        None for donated inputs, whose buffers the general path hands over."""
+        if self.donated or self.kernel is None:
             return None
         out = np.empty(self.program.outvars[0].aval.shape,
                        self.out_dtypes[0]) if self.out_param else None
         call_args = [*self.before, *args, *self.after, *([out] if out is not None else [])]
         call = dispatch.native_entry(self.kernel, call_args)
-        return dispatch.hot_call(call, args, self.before, self.after, out, miss, self.kernel)
+        return dispatch.hot_call(call, args, self.before, self.after, out, miss,
+                                 self.kernel, None if out is not None else self._finish)
 
     def _call_kernel(self, flat: Sequence[Any]) -> Any:
         out = [np.empty(self.program.outvars[0].aval.shape,
@@ -136,8 +137,10 @@ class Entry:
                 raise
             self.kernel = recompile_in_memory(self.source)
             outs = self.kernel(*self.before, *flat, *self.after, *out)
-        if out:
-            return out[0]
+        return out[0] if out else self._finish(outs)
+
+    def _finish(self, outs: Sequence[Any]) -> Any:
+        """The kernel's returned tuple as the user's outputs: scalars as 0-d arrays."""
         if self.scalar_outs:
             outs = list(outs)
             for i in self.scalar_outs:
@@ -229,14 +232,18 @@ class JitFunction:
             entry.signature, entry.key = signature, key
             with self._lock:   # another thread may have stored this signature meanwhile
                 entry = self._entries.setdefault(key, entry)
-                self._evict()
+                self._evict(entry)
         return entry, flat
 
-    def _evict(self) -> None:
-        """Drop the least recently used entries beyond `config.jit_cache_size`."""
-        hot = self._hot_entry
-        if hot is not None:   # the hot call's hits do not record their time
-            hot.last_used = next(_clock)
+    def _evict(self, newest: Entry) -> None:
+        """Drop the least recently used entries beyond `config.jit_cache_size`, never
+        `newest`. The hot entry's hits do not record their time: it counts as used now
+        (and an entry that stops being hot is stamped then, see `_make_hot`)."""
+        if len(self._entries) <= max(int(config.jit_cache_size), 1):
+            return
+        if self._hot_entry is not None:
+            self._hot_entry.last_used = next(_clock)
+        newest.last_used = next(_clock)
         while len(self._entries) > max(int(config.jit_cache_size), 1):
             key = min(self._entries, key=lambda k: self._entries[k].last_used)
             old = self._entries.pop(key)
@@ -303,9 +310,13 @@ class JitFunction:
         if entry.hot is None and entry.compiled:
             entry.hot = entry.make_hot(args, self._dispatch)
         if entry.hot is not None:
+            if self._hot_entry is not None and self._hot_entry is not entry:
+                self._hot_entry.last_used = next(_clock)   # used until now
             self._hot, self._hot_entry = entry.hot, entry
 
     def _reset_hot(self) -> None:
+        if self._hot_entry is not None:
+            self._hot_entry.last_used = next(_clock)
         self._hot, self._hot_entry = self._dispatch, None
 
     @api_boundary

@@ -10,8 +10,8 @@ and those tests already pin down the numba type the kernel was compiled for. Any
 other call (another signature, a list, a view, a kernel that raises) goes to `miss`,
 the general path, which finds the signature's entry and makes it the hot one.
 
-Only entries with array arguments and one array output, no donated inputs and no
-static arguments get a hot call; everything else goes through `Entry.run`.
+Only signatures of positional C-contiguous arrays, with no donated inputs and no
+static arguments, get a hot call; everything else goes through `Entry.run`.
 """
 from __future__ import annotations
 
@@ -40,9 +40,10 @@ _INTO_OUT = """\
 
 _RETURNED = """\
             try:
-                return call({call_args})[0]
+                outs = call({call_args})
             except Exception:
-                return fail(args)"""
+                return fail(args)
+            return finish(outs)"""
 
 
 def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..., Any]:
@@ -58,18 +59,20 @@ def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..
 
 def hot_call(call: Callable[..., Any], args: Sequence[np.ndarray], before: Sequence[Any],
              after: Sequence[Any], out: np.ndarray | None,
-             miss: Callable[[tuple[Any, ...]], Any],
-             owner: Any = None) -> Callable[[tuple[Any, ...]], Any]:
+             miss: Callable[[tuple[Any, ...]], Any], owner: Any = None,
+             finish: Callable[[Any], Any] | None = None) -> Callable[[tuple[Any, ...]], Any]:
     """The inline cache for calls with arguments like `args` (C-contiguous arrays).
 
     `call(*before, *args, *after[, out])` runs the kernel: into a new array like `out`
-    when given, else returning a 1-tuple. A kernel that raises is called again through
-    `miss`, which reports the error as the general path does. `owner` (the numba
-    dispatcher) is kept alive with the entry point, as it owns the machine code."""
+    when given, else returning a tuple that `finish` turns into the user's outputs. A
+    kernel that raises is called again through `miss`, which reports the error as the
+    general path does. `owner` (the numba dispatcher) is kept alive with the entry
+    point, as it owns the machine code."""
     n = len(args)
     names = [f"a{i}" for i in range(n)]
     env: dict[str, Any] = {"ndarray": np.ndarray, "empty": np.empty, "call": call,
-                           "miss": miss, "fail": _fail(miss), "owner": owner}
+                           "miss": miss, "fail": _fail(miss), "owner": owner,
+                           "finish": finish}
     tests = []
     for i, (name, a) in enumerate(zip(names, args)):
         env.update({f"D{i}": a.dtype, f"S{i}": a.shape, f"T{i}": a.strides})

@@ -452,9 +452,10 @@ def lower_program(program: Program, donated: Sequence[int] = (),
 
     Outputs computed by a fused loop are written in place into the donated inputs
     (indices into `program.invars`) of the same type, once nothing reads them any more.
-    With `out_param`, a single array output that a fused loop computes (into no
-    donated input) is written into a last parameter `out` the caller allocates; the
-    kernel then returns None, which numba boxes far faster than a new array.
+    With `out_param`, a single output that is rank-0, or that a fused loop or scalarized
+    code computes (into no donated input), is written into a last parameter `out` the
+    caller allocates; the kernel then returns None, which numba boxes far faster than
+    a new array.
     """
     builder = Builder()
     in_names = [f"in{i}" for i in range(len(program.invars))]
@@ -463,6 +464,7 @@ def lower_program(program: Program, donated: Sequence[int] = (),
     if out_param and isinstance(out_var, Var) and out_var.aval.shape \
             and id(out_var) not in builder.buffers and out_var not in program.invars:
         builder.buffers[id(out_var)] = ("out", -1)
+    scalar_out = out_param and len(program.outvars) == 1 and not program.outvars[0].aval.shape
     written = {name for name, _ in builder.buffers.values()}
     outs = _arrays_out(builder, program, lower_into(builder, program, in_names, raw=True))
     written -= {name for name, _ in builder.buffers.values()}
@@ -475,6 +477,9 @@ def lower_program(program: Program, donated: Sequence[int] = (),
     if flush:
         builder.lines.insert(0, "    fpenv0 = flush_enter()")
         builder.emit("flush_exit(fpenv0)")
+    if scalar_out:   # a rank-0 output is stored into a 0-d `out`
+        builder.emit(f"out[()] = {outs[0]}")
+        outs = ["out"]
     into_out = outs == ["out"]
     builder.emit("return" if into_out else
                  f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")

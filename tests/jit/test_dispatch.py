@@ -31,9 +31,15 @@ def test_first_call_makes_the_hot_call_and_later_calls_take_it(monkeypatch):
     x = np.linspace(0, 1, 5)
     f(x)
     assert f._hot is f._hot_entry.hot is not None
-    monkeypatch.setattr(f, "_call", None)       # the general path is not used any more
-    monkeypatch.setattr(f, "_dispatch", None)
+    _only_the_hot_call_from_now_on(f, monkeypatch)
     _check(f, x + 1.0)
+
+
+def _only_the_hot_call_from_now_on(f, monkeypatch):
+    def general_path(*args):
+        raise AssertionError("the call missed the hot call")
+    monkeypatch.setattr(f, "_call", general_path)
+    monkeypatch.setattr(f._hot_entry, "run", general_path)
 
 
 def test_the_kernel_is_called_through_its_native_entry_point():
@@ -121,17 +127,27 @@ def test_several_arguments_constants_and_literals():
 
 
 @pytest.mark.parametrize("fun", [
-    lambda x: (x * 2.0, x + 1.0),     # several outputs
-    lambda x: fnp.sum(x * 2.0),       # a scalar output
-    lambda x: {"y": x * 2.0},         # a pytree output
-], ids=["pair", "scalar", "dict"])
-def test_entries_without_a_hot_call_still_run(fun):
+    lambda x: (x * 2.0, x + 1.0),             # several outputs
+    lambda x: fnp.sum(x * 2.0),               # a scalar output, stored into a 0-d `out`
+    lambda x: {"y": x * 2.0, "s": x[0]},      # a pytree output with a scalar leaf
+    lambda x: x.astype(np.float32)[1] > 0.5,  # a boolean scalar
+    lambda x: x @ x.T,                        # BLAS allocates: returned, not written
+], ids=["pair", "scalar", "dict", "bool", "matmul"])
+def test_any_output_structure_through_the_hot_call(fun, monkeypatch):
     f = fx.jit(fun)
-    x = np.linspace(0, 1, 3)
+    x = np.linspace(0, 1, 6).reshape(2, 3)
     for _ in range(2):
-        fx.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12),
-                              f(x), fun(x))
-    assert f._hot_entry is None
+        got, expected = f(x), fun(x)
+        assert fx.tree_util.tree_structure(got) == fx.tree_util.tree_structure(expected)
+        fx.tree_util.tree_map(_same_array, got, expected)
+        _only_the_hot_call_from_now_on(f, monkeypatch)
+
+
+def _same_array(got, expected):
+    expected = np.asarray(expected)
+    assert type(got) is np.ndarray and got.dtype == expected.dtype
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_donated_entries_have_no_hot_call():
@@ -206,3 +222,12 @@ def test_any_sequence_of_calls_matches_eager(calls):
         x = {"f8": base[:n].copy(), "f4": base[:n].astype(np.float32),
              "view": base[::2], "list": list(base[:n])}[kind]
         _check(f_jit, x)
+
+
+def test_hot_hits_count_as_uses_for_eviction(monkeypatch):
+    monkeypatch.setattr(fx.config, "jit_cache_size", 2)
+    f = fx.jit(f_eager)
+    for n in (1, 2, 1, 1, 1):           # the last calls of n == 1 are hot hits
+        f(np.ones(n))
+    f(np.ones(3))                       # evicts n == 2, used longest ago
+    assert sorted(e.program.invars[0].aval.shape[0] for e in f._entries.values()) == [1, 3]
