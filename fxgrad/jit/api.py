@@ -62,7 +62,8 @@ class Entry:
         self.kernel: Callable[..., Any] | None = None
         self.out_param = False            # the kernel writes its output into a last argument
         self.compiled = False             # has the kernel run (been compiled) once?
-        self.hot: Callable[..., Any] | None = None   # its inline cache (see jit.dispatch)
+        # its inline caches (see jit.dispatch), by the arguments' dispatch.fast_key
+        self.hots: dict[Any, Callable[..., Any] | None] = {}
         self.last_used = next(_clock)
         self._lock = threading.Lock()
         self.out_dtypes = tuple(v.aval.dtype for v in program.outvars)
@@ -113,7 +114,7 @@ class Entry:
         self.last_used = next(_clock)
         return self._call_kernel(flat)
 
-    def make_hot(self, args: Sequence[np.ndarray],
+    def make_hot(self, args: Sequence[Any],
                  miss: Callable[[tuple[Any, ...]], Any]) -> Callable[..., Any] | None:
         """This entry's inline cache for arguments like `args` (see fxgrad.jit.dispatch);
         None for donated inputs, whose buffers the general path hands over."""
@@ -121,7 +122,8 @@ class Entry:
             return None
         out = np.empty(self.program.outvars[0].aval.shape,
                        self.out_dtypes[0]) if self.out_param else None
-        call_args = [*self.before, *args, *self.after, *([out] if out is not None else [])]
+        call_args = [*self.before, *dispatch.kernel_arguments(args), *self.after,
+                     *([out] if out is not None else [])]
         call = dispatch.native_entry(self.kernel, call_args)
         return dispatch.hot_call(call, args, self.before, self.after, out, miss,
                                  self.kernel, None if out is not None else self._finish)
@@ -146,16 +148,6 @@ class Entry:
             for i in self.scalar_outs:
                 outs[i] = np.asarray(outs[i], self.out_dtypes[i])
         return outs[0] if self.single_leaf else tree_unflatten(self.out_tree, outs)
-
-
-def _fast_key(args: Sequence[Any]) -> Any:
-    """The `_fast` dictionary key of array arguments (see JitFunction._dispatch)."""
-    if len(args) == 1:
-        a = args[0]
-        return (a.shape, a.strides, a.dtype) if type(a) is np.ndarray else None
-    if not all(type(a) is np.ndarray for a in args):
-        return None
-    return tuple([(a.shape, a.strides, a.dtype) for a in args])
 
 
 def _prepare(x: Any) -> Any:
@@ -299,20 +291,22 @@ class JitFunction:
         C-contiguous array arguments (its key holds the strides) becomes the hot one;
         anything else takes `_call`."""
         if not self.static_argnums and not config.disable_jit:
-            entry = self._fast.get(_fast_key(args))
+            key = dispatch.fast_key(args)
+            entry = self._fast.get(key)
             if entry is not None and entry.num_args == len(args):
                 entry.last_used = next(_clock)
-                self._make_hot(entry, args)
-                return entry.run(list(args))
+                self._make_hot(entry, args, key)
+                return entry.run(dispatch.kernel_arguments(args))
         return self._call(args, {})
 
-    def _make_hot(self, entry: Entry, args: tuple[Any, ...]) -> None:
-        if entry.hot is None and entry.compiled:
-            entry.hot = entry.make_hot(args, self._dispatch)
-        if entry.hot is not None:
+    def _make_hot(self, entry: Entry, args: tuple[Any, ...], key: Any) -> None:
+        if key not in entry.hots and entry.compiled:
+            entry.hots[key] = entry.make_hot(args, self._dispatch)
+        hot = entry.hots.get(key)
+        if hot is not None:
             if self._hot_entry is not None and self._hot_entry is not entry:
                 self._hot_entry.last_used = next(_clock)   # used until now
-            self._hot, self._hot_entry = entry.hot, entry
+            self._hot, self._hot_entry = hot, entry
 
     def _reset_hot(self) -> None:
         if self._hot_entry is not None:
@@ -327,20 +321,18 @@ class JitFunction:
         if any(isinstance(x, Tracer) for x in flat):
             outs = eval_program(entry.program, [*entry.consts, *flat])
             return tree_unflatten(entry.out_tree, outs)
-        # later calls like this one may skip flattening: arrays the kernel takes as they
-        # are (not converted, e.g. from another byte order, nor copied to be contiguous)
+        # later calls like this one may skip flattening (see jit.dispatch.passable)
         fast = not kwargs and len(flat) == len(args) and all(
-            x is a and type(a) is np.ndarray and a.ndim and a.flags.c_contiguous
-            for x, a in zip(flat, args))
+            dispatch.passable(x, a) for x, a in zip(flat, args))
         if fast:
             with self._lock:
                 fast = self._entries.get(entry.key) is entry   # not evicted meanwhile
                 if fast:
                     entry.num_args = len(args)
-                    self._fast[_fast_key(args)] = entry
+                    self._fast[dispatch.fast_key(args)] = entry
         outs = entry.run([_prepare(x) for x in flat])
         if fast and not self.static_argnums:
-            self._make_hot(entry, args)
+            self._make_hot(entry, args, dispatch.fast_key(args))
         return outs
 
     def _donated_leaves(self, args: tuple[Any, ...], statics: tuple[int, ...],

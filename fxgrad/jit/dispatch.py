@@ -10,8 +10,9 @@ and those tests already pin down the numba type the kernel was compiled for. Any
 other call (another signature, a list, a view, a kernel that raises) goes to `miss`,
 the general path, which finds the signature's entry and makes it the hot one.
 
-Only signatures of positional C-contiguous arrays, with no donated inputs and no
-static arguments, get a hot call; everything else goes through `Entry.run`.
+Only signatures of positional `passable` arguments (C-contiguous arrays, 0-d arrays,
+Python floats, complex numbers and bools, numpy scalars), with no donated inputs and
+no static arguments, get a hot call; everything else goes through `Entry.run`.
 """
 from __future__ import annotations
 
@@ -57,11 +58,11 @@ def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..
         return kernel
 
 
-def hot_call(call: Callable[..., Any], args: Sequence[np.ndarray], before: Sequence[Any],
+def hot_call(call: Callable[..., Any], args: Sequence[Any], before: Sequence[Any],
              after: Sequence[Any], out: np.ndarray | None,
              miss: Callable[[tuple[Any, ...]], Any], owner: Any = None,
              finish: Callable[[Any], Any] | None = None) -> Callable[[tuple[Any, ...]], Any]:
-    """The inline cache for calls with arguments like `args` (C-contiguous arrays).
+    """The inline cache for calls with arguments like `args` (all `passable`).
 
     `call(*before, *args, *after[, out])` runs the kernel: into a new array like `out`
     when given, else returning a tuple that `finish` turns into the user's outputs. A
@@ -73,14 +74,10 @@ def hot_call(call: Callable[..., Any], args: Sequence[np.ndarray], before: Seque
     env: dict[str, Any] = {"ndarray": np.ndarray, "empty": np.empty, "call": call,
                            "miss": miss, "fail": _fail(miss), "owner": owner,
                            "finish": finish}
-    tests = []
-    for i, (name, a) in enumerate(zip(names, args)):
-        env.update({f"D{i}": a.dtype, f"S{i}": a.shape, f"T{i}": a.strides})
-        tests.append(f"type({name}) is ndarray and {name}.dtype is D{i} "
-                     f"and {name}.shape == S{i} and {name}.strides == T{i}")
+    tests, passed = zip(*[_argument_test(i, a, env) for i, a in enumerate(args)])
     env.update({f"B{i}": b for i, b in enumerate(before)})
     env.update({f"L{i}": v for i, v in enumerate(after)})
-    call_args = ", ".join([f"B{i}" for i in range(len(before))] + names
+    call_args = ", ".join([f"B{i}" for i in range(len(before))] + list(passed)
                           + [f"L{i}" for i in range(len(after))])
     if out is not None:
         env.update(out_shape=out.shape, out_dtype=out.dtype)
@@ -90,6 +87,49 @@ def hot_call(call: Callable[..., Any], args: Sequence[np.ndarray], before: Seque
                               body=body)
     exec(compile(source, "<fxgrad.jit hot call>", "exec"), env)
     return env["hot"]
+
+
+def _argument_test(i: int, a: Any, env: dict[str, Any]) -> tuple[str, str]:
+    """The test that argument `a{i}` is like `a`, and what the kernel is passed for it."""
+    name = f"a{i}"
+    if type(a) is not np.ndarray:   # a Python or numpy scalar: its type fixes its dtype
+        env[f"K{i}"] = type(a)
+        return f"type({name}) is K{i}", name
+    env.update({f"D{i}": a.dtype, f"S{i}": a.shape, f"T{i}": a.strides})
+    test = f"type({name}) is ndarray and {name}.dtype is D{i} and {name}.shape == S{i}"
+    if a.ndim == 0:
+        return test, f"{name}[()]"
+    return f"{test} and {name}.strides == T{i}", name
+
+
+_SCALARS = (float, complex, bool)   # numba types them as their numpy arrays' scalars
+
+
+def passable(leaf: np.ndarray, arg: Any) -> bool:
+    """Whether calls may hand argument `arg` (which flattened to `leaf`) to the kernel
+    without flattening: a C-contiguous array used as is, a 0-d array (its element is
+    passed), a Python float, complex or bool, or a numpy scalar. Not Python ints: one
+    too large for int64 is a uint64 or an error, depending on its value."""
+    if type(arg) is np.ndarray:
+        return leaf is arg and (arg.ndim == 0 or arg.flags.c_contiguous)
+    if type(arg) in _SCALARS:
+        return True
+    return isinstance(arg, np.generic) and type(arg) is leaf.dtype.type and leaf.dtype.isnative
+
+
+def fast_key(args: Sequence[Any]) -> Any:
+    """The dictionary key of `passable` arguments: each array's shape, strides and
+    dtype, each scalar's type."""
+    if len(args) == 1:
+        a = args[0]
+        return (a.shape, a.strides, a.dtype) if type(a) is np.ndarray else type(a)
+    return tuple([(a.shape, a.strides, a.dtype) if type(a) is np.ndarray else type(a)
+                  for a in args])
+
+
+def kernel_arguments(args: Sequence[Any]) -> list[Any]:
+    """`passable` arguments as the kernel takes them: 0-d arrays as their element."""
+    return [a[()] if type(a) is np.ndarray and a.ndim == 0 else a for a in args]
 
 
 def _fail(miss: Callable[[tuple[Any, ...]], Any]) -> Callable[[tuple[Any, ...]], Any]:

@@ -30,7 +30,7 @@ def test_first_call_makes_the_hot_call_and_later_calls_take_it(monkeypatch):
     f = fx.jit(f_eager)
     x = np.linspace(0, 1, 5)
     f(x)
-    assert f._hot is f._hot_entry.hot is not None
+    assert f._hot in f._hot_entry.hots.values()
     _only_the_hot_call_from_now_on(f, monkeypatch)
     _check(f, x + 1.0)
 
@@ -231,3 +231,35 @@ def test_hot_hits_count_as_uses_for_eviction(monkeypatch):
         f(np.ones(n))
     f(np.ones(3))                       # evicts n == 2, used longest ago
     assert sorted(e.program.invars[0].aval.shape[0] for e in f._entries.values()) == [1, 3]
+
+
+SCALARS = {
+    "float": 0.75, "int": 3, "big int": 2 ** 63, "bool": True, "complex": 0.5 + 2j,
+    "float32 scalar": np.float32(0.75), "float64 scalar": np.float64(-1.5),
+    "int8 scalar": np.int8(-3), "0-d float": np.array(0.75), "0-d float32": np.array(0.5, np.float32),
+    "0-d int": np.array(7), "0-d complex": np.array(1 - 1j),
+}
+
+
+def scalar_fun(x, y):
+    return x * 2.0 + y * y
+
+
+@pytest.mark.parametrize("kind", list(SCALARS))
+def test_scalar_arguments_of_every_kind(kind, monkeypatch):
+    f = fx.jit(scalar_fun)
+    x, y = SCALARS[kind], np.linspace(0, 1, 3)
+    for _ in range(3):
+        _same_array(f(x, y), scalar_fun(np.asarray(x), y))
+    if kind not in ("int", "big int"):   # Python ints always take the general path
+        _only_the_hot_call_from_now_on(f, monkeypatch)
+        _same_array(f(x, y), scalar_fun(np.asarray(x), y))
+
+
+def test_scalar_kinds_alternating_share_one_entry_each_with_its_hot_call():
+    f = fx.jit(scalar_fun)
+    y = np.ones(2)
+    for _ in range(2):
+        for x in (0.5, np.array(0.5), np.float64(0.5)):
+            _same_array(f(x, y), scalar_fun(0.5, y))
+    assert len(f._entries) == 1 and len(next(iter(f._entries.values())).hots) == 3
