@@ -34,7 +34,7 @@ def hot(args):
 _INTO_OUT = """\
             out = empty(out_shape, out_dtype)
             try:
-                call({call_args}, out)
+                call({call_args})
             except Exception:
                 return fail(args)
             return out"""
@@ -74,15 +74,17 @@ def hot_call(call: Callable[..., Any], args: Sequence[Any], before: Sequence[Any
     env: dict[str, Any] = {"ndarray": np.ndarray, "empty": np.empty, "call": call,
                            "miss": miss, "fail": _fail(miss), "owner": owner,
                            "finish": finish}
-    tests, passed = zip(*[_argument_test(i, a, env) for i, a in enumerate(args)])
+    checked = [_argument_test(i, a, env) for i, a in enumerate(args)]
+    tests, passed = [t for t, _ in checked] or ["True"], [p for _, p in checked]
     env.update({f"B{i}": b for i, b in enumerate(before)})
     env.update({f"L{i}": v for i, v in enumerate(after)})
-    call_args = ", ".join([f"B{i}" for i in range(len(before))] + list(passed)
-                          + [f"L{i}" for i in range(len(after))])
+    call_args = ", ".join([f"B{i}" for i in range(len(before))] + passed
+                          + [f"L{i}" for i in range(len(after))]
+                          + (["out"] if out is not None else []))
     if out is not None:
         env.update(out_shape=out.shape, out_dtype=out.dtype)
     body = (_INTO_OUT if out is not None else _RETURNED).format(call_args=call_args)
-    unpack = f"{', '.join(names)}, = args"
+    unpack = f"{', '.join(names)}, = args" if names else "pass"
     source = _TEMPLATE.format(n=n, unpack=unpack, tests="\n            and ".join(tests),
                               body=body)
     exec(compile(source, "<fxgrad.jit hot call>", "exec"), env)

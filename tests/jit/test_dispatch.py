@@ -263,3 +263,12 @@ def test_scalar_kinds_alternating_share_one_entry_each_with_its_hot_call():
         for x in (0.5, np.array(0.5), np.float64(0.5)):
             _same_array(f(x, y), scalar_fun(0.5, y))
     assert len(f._entries) == 1 and len(next(iter(f._entries.values())).hots) == 3
+
+
+@pytest.mark.parametrize("fun", [lambda: np.float64(1.5) * 2.0, lambda: np.ones(3) * 2.0,
+                                 lambda: (np.ones(2), 1.0)], ids=["scalar", "array", "pair"])
+def test_functions_of_no_arguments(fun, monkeypatch):
+    f = fx.jit(fun)
+    f()
+    _only_the_hot_call_from_now_on(f, monkeypatch)
+    fx.tree_util.tree_map(_same_array, f(), fun())
