@@ -291,7 +291,10 @@ class JitFunction:
         C-contiguous array arguments (its key holds the strides) becomes the hot one;
         anything else takes `_call`."""
         if not self.static_argnums and not config.disable_jit:
-            key = dispatch.fast_key(args)
+            try:
+                key = dispatch.fast_key(args)
+            except TypeError:   # dict keys that do not sort, unhashable ones
+                return self._call(args, {})
             entry = self._fast.get(key)
             if entry is not None and entry.num_args == len(args):
                 entry.last_used = next(_clock)
@@ -322,8 +325,9 @@ class JitFunction:
             outs = eval_program(entry.program, [*entry.consts, *flat])
             return tree_unflatten(entry.out_tree, outs)
         # later calls like this one may skip flattening (see jit.dispatch.passable)
-        fast = not kwargs and len(flat) == len(args) and all(
-            dispatch.passable(x, a) for x, a in zip(flat, args))
+        leaves = None if kwargs else dispatch.raw_leaves(args)
+        fast = leaves is not None and len(leaves) == len(flat) and all(
+            dispatch.passable(x, a) for x, a in zip(flat, leaves))
         if fast:
             with self._lock:
                 fast = self._entries.get(entry.key) is entry   # not evicted meanwhile

@@ -10,9 +10,10 @@ and those tests already pin down the numba type the kernel was compiled for. Any
 other call (another signature, a list, a view, a kernel that raises) goes to `miss`,
 the general path, which finds the signature's entry and makes it the hot one.
 
-Only signatures of positional `passable` arguments (C-contiguous arrays, 0-d arrays,
-Python floats, complex numbers and bools, numpy scalars), with no donated inputs and
-no static arguments, get a hot call; everything else goes through `Entry.run`.
+Only signatures of positional arguments made of tuples, lists, dicts and None around
+`passable` leaves (C-contiguous arrays, 0-d arrays, Python floats, complex numbers and
+bools, numpy scalars), with no donated inputs and no static arguments, get a hot call;
+everything else goes through `Entry.run`.
 """
 from __future__ import annotations
 
@@ -26,25 +27,29 @@ _TEMPLATE = """\
 def hot(args):
     if len(args) == {n}:
         {unpack}
-        if ({tests}):
+        if ({structure}):
+            {leaves}
+            if ({tests}):
 {body}
     return miss(args)
 """
 
 _INTO_OUT = """\
-            out = empty(out_shape, out_dtype)
-            try:
-                call({call_args})
-            except Exception:
-                return fail(args)
-            return out"""
+                out = empty(out_shape, out_dtype)
+                try:
+                    call({call_args})
+                except Exception:
+                    return fail(args)
+                return out"""
 
 _RETURNED = """\
-            try:
-                outs = call({call_args})
-            except Exception:
-                return fail(args)
-            return finish(outs)"""
+                try:
+                    outs = call({call_args})
+                except Exception:
+                    return fail(args)
+                return finish(outs)"""
+
+_CONTAINERS = (tuple, list, dict, type(None))   # pytree nodes the hot call takes apart
 
 
 def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..., Any]:
@@ -74,26 +79,56 @@ def hot_call(call: Callable[..., Any], args: Sequence[Any], before: Sequence[Any
     env: dict[str, Any] = {"ndarray": np.ndarray, "empty": np.empty, "call": call,
                            "miss": miss, "fail": _fail(miss), "owner": owner,
                            "finish": finish}
-    checked = [_argument_test(i, a, env) for i, a in enumerate(args)]
-    tests, passed = [t for t, _ in checked] or ["True"], [p for _, p in checked]
+    structure: list[str] = []
+    leaves = [leaf for i, a in enumerate(args)
+              for leaf in _walk(f"a{i}", a, structure, env)]
+    checked = [_leaf_test(i, leaf, env) for i, (_, leaf) in enumerate(leaves)]
     env.update({f"B{i}": b for i, b in enumerate(before)})
     env.update({f"L{i}": v for i, v in enumerate(after)})
-    call_args = ", ".join([f"B{i}" for i in range(len(before))] + passed
+    call_args = ", ".join([f"B{i}" for i in range(len(before))] + [p for _, p in checked]
                           + [f"L{i}" for i in range(len(after))]
                           + (["out"] if out is not None else []))
     if out is not None:
         env.update(out_shape=out.shape, out_dtype=out.dtype)
     body = (_INTO_OUT if out is not None else _RETURNED).format(call_args=call_args)
-    unpack = f"{', '.join(names)}, = args" if names else "pass"
-    source = _TEMPLATE.format(n=n, unpack=unpack, tests="\n            and ".join(tests),
-                              body=body)
+    bind = "; ".join(f"x{i} = {expr}" for i, (expr, _) in enumerate(leaves)) or "pass"
+    source = _TEMPLATE.format(
+        n=n, unpack=f"{', '.join(names)}, = args" if names else "pass",
+        structure="\n            and ".join(structure) or "True", leaves=bind,
+        tests="\n                and ".join(t for t, _ in checked) or "True", body=body)
     exec(compile(source, "<fxgrad.jit hot call>", "exec"), env)
     return env["hot"]
 
 
-def _argument_test(i: int, a: Any, env: dict[str, Any]) -> tuple[str, str]:
-    """The test that argument `a{i}` is like `a`, and what the kernel is passed for it."""
-    name = f"a{i}"
+def _walk(expr: str, x: Any, structure: list[str], env: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The leaves of `x` in tree_flatten's order as (expression, leaf), appending to
+    `structure` the tests that `expr` has `x`'s containers (parents first)."""
+    kind = type(x)
+    if kind is type(None):
+        structure.append(f"{expr} is None")
+        return []
+    if kind in (tuple, list):
+        structure.append(f"type({expr}) is {_const(env, kind)} and len({expr}) == {len(x)}")
+        return [leaf for i, c in enumerate(x) for leaf in _walk(f"{expr}[{i}]", c, structure, env)]
+    if kind is dict:
+        keys = sorted(x)
+        structure.append(f"type({expr}) is dict and {expr}.keys() == {_const(env, set(keys))}")
+        return [leaf for k in keys
+                for leaf in _walk(f"{expr}[{_const(env, k)}]", x[k], structure, env)]
+    return [(expr, x)]
+
+
+def _const(env: dict[str, Any], value: Any) -> str:
+    """A name for `value` in the generated code's globals."""
+    name = f"C{env.setdefault('_count', [0])[0]}"
+    env["_count"][0] += 1
+    env[name] = value
+    return name
+
+
+def _leaf_test(i: int, a: Any, env: dict[str, Any]) -> tuple[str, str]:
+    """The test that leaf `x{i}` is like `a`, and what the kernel is passed for it."""
+    name = f"x{i}"
     if type(a) is not np.ndarray:   # a Python or numpy scalar: its type fixes its dtype
         env[f"K{i}"] = type(a)
         return f"type({name}) is K{i}", name
@@ -108,7 +143,7 @@ _SCALARS = (float, complex, bool)   # numba types them as their numpy arrays' sc
 
 
 def passable(leaf: np.ndarray, arg: Any) -> bool:
-    """Whether calls may hand argument `arg` (which flattened to `leaf`) to the kernel
+    """Whether calls may hand leaf `arg` (which flattened to `leaf`) to the kernel
     without flattening: a C-contiguous array used as is, a 0-d array (its element is
     passed), a Python float, complex or bool, or a numpy scalar. Not Python ints: one
     too large for int64 is a uint64 or an error, depending on its value."""
@@ -119,18 +154,49 @@ def passable(leaf: np.ndarray, arg: Any) -> bool:
     return isinstance(arg, np.generic) and type(arg) is leaf.dtype.type and leaf.dtype.isnative
 
 
+def raw_leaves(args: Sequence[Any]) -> list[Any] | None:
+    """The leaves of `args` if every container in them is a tuple, list, dict or None
+    (in tree_flatten's order: dict keys sorted); None otherwise."""
+    leaves: list[Any] = []
+    stack = list(reversed(args))
+    while stack:
+        x = stack.pop()
+        kind = type(x)
+        if kind in (tuple, list):
+            stack.extend(reversed(x))
+        elif kind is dict:
+            stack.extend(x[k] for k in sorted(x, reverse=True))
+        elif kind is not type(None):
+            if isinstance(x, (tuple, list, dict)):   # a subclass: flattened otherwise
+                return None
+            leaves.append(x)
+    return leaves
+
+
 def fast_key(args: Sequence[Any]) -> Any:
-    """The dictionary key of `passable` arguments: each array's shape, strides and
-    dtype, each scalar's type."""
+    """The dictionary key of arguments: each array's shape, strides and dtype, each
+    scalar's type, and the containers' types, lengths and keys."""
     if len(args) == 1:
-        a = args[0]
-        return (a.shape, a.strides, a.dtype) if type(a) is np.ndarray else type(a)
-    return tuple([(a.shape, a.strides, a.dtype) if type(a) is np.ndarray else type(a)
-                  for a in args])
+        return _key(args[0])
+    return tuple([_key(a) for a in args])
+
+
+def _key(a: Any) -> Any:
+    kind = type(a)
+    if kind is np.ndarray:
+        return (a.shape, a.strides, a.dtype)
+    if kind in (tuple, list):
+        return (kind, *[_key(c) for c in a])
+    if kind is dict:
+        return (dict, *[(k, _key(a[k])) for k in sorted(a)])
+    return kind
 
 
 def kernel_arguments(args: Sequence[Any]) -> list[Any]:
-    """`passable` arguments as the kernel takes them: 0-d arrays as their element."""
+    """The leaves of `passable` arguments as the kernel takes them: 0-d arrays as
+    their element."""
+    if any(type(a) in _CONTAINERS for a in args):
+        args = raw_leaves(args) or []
     return [a[()] if type(a) is np.ndarray and a.ndim == 0 else a for a in args]
 
 

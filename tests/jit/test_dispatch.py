@@ -1,6 +1,8 @@
 """The repeat-call path (fxgrad/jit/dispatch.py): each jitted function's inline cache
 of one signature must give the general path's answer for every call it takes, and
 hand every other call to the general path."""
+import collections
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -272,3 +274,79 @@ def test_functions_of_no_arguments(fun, monkeypatch):
     f()
     _only_the_hot_call_from_now_on(f, monkeypatch)
     fx.tree_util.tree_map(_same_array, f(), fun())
+
+
+def tree_fun(tree, y):
+    leaves = fx.tree_util.tree_leaves(tree)
+    return sum(fnp.sum(fnp.asarray(leaf) * (k + 1.0)) for k, leaf in enumerate(leaves)) * y
+
+
+PYTREES = {
+    "dict": lambda: {"W": np.ones((2, 3)), "b": np.arange(3.0)},
+    "nested": lambda: {"layers": [(np.ones(2), 0.5), (np.full(2, 3.0), np.array(2.0))],
+                       "scale": np.float64(2.0), "unused": None},
+    "int keys": lambda: {2: np.ones(2), 1: np.zeros(3), 10: 1.5},
+    "tuple of lists": lambda: ([np.ones(2)], [np.ones(1), 2.0]),
+    "empty": lambda: {"a": (), "b": []},
+}
+
+LIKE_BUT_NOT = {   # each against the "dict" tree: must miss the hot call, still be right
+    "other key": {"W": np.ones((2, 3)), "c": np.arange(3.0)},
+    "extra key": {"W": np.ones((2, 3)), "b": np.arange(3.0), "c": 1.0},
+    "other shape": {"W": np.ones((3, 3)), "b": np.arange(3.0)},
+    "a list leaf": {"W": np.ones((2, 3)), "b": [0.0, 1.0, 2.0]},
+    "a view": {"W": np.ones((3, 2)).T, "b": np.arange(3.0)},
+}
+
+
+@pytest.mark.parametrize("kind", list(PYTREES))
+def test_pytree_arguments_through_the_hot_call(kind, monkeypatch):
+    f = fx.jit(tree_fun)
+    tree, y = PYTREES[kind](), np.linspace(1, 2, 2)
+    for _ in range(2):
+        _same_array(f(tree, y), tree_fun(tree, y))
+        _only_the_hot_call_from_now_on(f, monkeypatch)
+    _same_array(f(PYTREES[kind](), y * 2), tree_fun(tree, y * 2))
+
+
+@pytest.mark.parametrize("kind", list(LIKE_BUT_NOT))
+def test_pytrees_unlike_the_hot_one_take_the_general_path(kind):
+    f = fx.jit(tree_fun)
+    y = np.ones(2)
+    for tree in [PYTREES["dict"](), LIKE_BUT_NOT[kind], LIKE_BUT_NOT[kind], PYTREES["dict"]()]:
+        _same_array(f(tree, y), tree_fun(tree, y))
+
+
+def test_namedtuples_and_unsortable_keys_take_the_general_path():
+    Params = collections.namedtuple("Params", "w b")
+    f = fx.jit(tree_fun)
+    f(PYTREES["dict"](), 1.0)
+    with pytest.raises(fx.FxTypeError, match="OrderedDict"):   # not a pytree node
+        f(collections.OrderedDict(PYTREES["dict"]()), 1.0)
+    for tree in [Params(np.ones(2), 1.0), Params(np.ones(2), 1.0), {1: 1.0, "a": 2.0}]:
+        if isinstance(tree, dict):
+            with pytest.raises(TypeError):   # tree_flatten sorts dict keys
+                f(tree, 1.0)
+            continue
+        _same_array(f(tree, 1.0), tree_fun(tree, 1.0))
+
+
+leaf_strategy = st.one_of(
+    st.floats(-2, 2).map(float),
+    st.integers(1, 3).map(lambda n: np.linspace(-1, 1, n)),
+    st.just(np.array(0.25)))
+tree_strategy = st.recursive(
+    leaf_strategy,
+    lambda children: st.one_of(st.lists(children, max_size=3), st.tuples(children, children),
+                               st.dictionaries(st.sampled_from("abc"), children, max_size=3)),
+    max_leaves=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(tree_strategy, min_size=1, max_size=4))
+def test_any_sequence_of_pytree_calls_matches_eager(trees):
+    for tree in trees:
+        _same_array(tree_jit(tree, 1.5), tree_fun(tree, 1.5))
+
+
+tree_jit = fx.jit(tree_fun)
