@@ -10,17 +10,19 @@ and those tests already pin down the numba type the kernel was compiled for. Any
 other call (another signature, a list, a view, a kernel that raises) goes to `miss`,
 the general path, which finds the signature's entry and makes it the hot one.
 
-Only signatures of positional arguments made of tuples, lists, dicts and None around
-`passable` leaves (C-contiguous arrays, 0-d arrays, Python floats, complex numbers and
+Only signatures of positional arguments made of tuples, lists, dicts, None,
+namedtuples and dataclasses around `passable` leaves (C-contiguous arrays, 0-d arrays, Python floats, complex numbers and
 bools, numpy scalars), with no donated inputs and no static arguments, get a hot call;
 everything else goes through `Entry.run`.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fxgrad import tree_util
 from fxgrad.jit import runtime
 
 _TEMPLATE = """\
@@ -48,9 +50,6 @@ _RETURNED = """\
                 except Exception:
                     return fail(args)
                 return finish(outs)"""
-
-_CONTAINERS = (tuple, list, dict, type(None))   # pytree nodes the hot call takes apart
-
 
 def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..., Any]:
     """The compiled entry point of `kernel` for `args`' numba types; `kernel` itself
@@ -103,19 +102,69 @@ def hot_call(call: Callable[..., Any], args: Sequence[Any], before: Sequence[Any
 def _walk(expr: str, x: Any, structure: list[str], env: dict[str, Any]) -> list[tuple[str, Any]]:
     """The leaves of `x` in tree_flatten's order as (expression, leaf), appending to
     `structure` the tests that `expr` has `x`'s containers (parents first)."""
+    node = _node(x)
+    if node is None:
+        return [(expr, x)]
+    structure.append(_node_test(expr, x, node, env))
+    return [leaf for child, value in zip(_child_exprs(expr, x, node, env), _values(x, node))
+            for leaf in _walk(child, value, structure, env)]
+
+
+def _node_test(expr: str, x: Any, node: tuple[str, Any], env: dict[str, Any]) -> str:
+    kind, parts = node
+    if kind == "none":
+        return f"{expr} is None"
+    if kind == "dict":
+        return f"type({expr}) is dict and {expr}.keys() == {_const(env, set(parts))}"
+    test = f"type({expr}) is {_const(env, type(x))}"
+    # a namedtuple's or dataclass's class fixes its length; a tuple's or list's does not
+    return f"{test} and len({expr}) == {len(x)}" if type(x) in (tuple, list) else test
+
+
+def _child_exprs(expr: str, x: Any, node: tuple[str, Any], env: dict[str, Any]) -> list[str]:
+    kind, parts = node
+    if kind == "seq":
+        return [f"{expr}[{i}]" for i in range(len(x))]
+    if kind == "dict":
+        return [f"{expr}[{_const(env, k)}]" for k in parts]
+    if kind == "fields":
+        return [f"{expr}.{name}" for name in parts]
+    return []
+
+
+class Unsupported(Exception):
+    """A pytree node the hot call does not take apart (a registered custom node)."""
+
+
+def _node(x: Any) -> tuple[str, Any] | None:
+    """How tree_flatten takes `x` apart, if the hot call can do the same: ("seq", None)
+    for tuples, lists and namedtuples, ("dict", sorted keys), ("fields", dataclass
+    field names), ("none", None); None for a leaf. Raises Unsupported for other nodes."""
     kind = type(x)
-    if kind is type(None):
-        structure.append(f"{expr} is None")
-        return []
     if kind in (tuple, list):
-        structure.append(f"type({expr}) is {_const(env, kind)} and len({expr}) == {len(x)}")
-        return [leaf for i, c in enumerate(x) for leaf in _walk(f"{expr}[{i}]", c, structure, env)]
+        return ("seq", None)
     if kind is dict:
-        keys = sorted(x)
-        structure.append(f"type({expr}) is dict and {expr}.keys() == {_const(env, set(keys))}")
-        return [leaf for k in keys
-                for leaf in _walk(f"{expr}[{_const(env, k)}]", x[k], structure, env)]
-    return [(expr, x)]
+        return ("dict", tuple(sorted(x)))
+    if x is None:
+        return ("none", None)
+    if kind in tree_util._registry:
+        raise Unsupported(kind)
+    if isinstance(x, tuple) and hasattr(kind, "_fields"):
+        return ("seq", None)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return ("fields", tuple(f.name for f in dataclasses.fields(x)))
+    return None
+
+
+def _values(x: Any, node: tuple[str, Any]) -> list[Any]:
+    kind, parts = node
+    if kind == "seq":
+        return list(x)
+    if kind == "dict":
+        return [x[k] for k in parts]
+    if kind == "fields":
+        return [getattr(x, name) for name in parts]
+    return []
 
 
 def _const(env: dict[str, Any], value: Any) -> str:
@@ -155,47 +204,48 @@ def passable(leaf: np.ndarray, arg: Any) -> bool:
 
 
 def raw_leaves(args: Sequence[Any]) -> list[Any] | None:
-    """The leaves of `args` if every container in them is a tuple, list, dict or None
-    (in tree_flatten's order: dict keys sorted); None otherwise."""
+    """The leaves of `args` in tree_flatten's order if every node in them is one the hot
+    call takes apart (see `_node`); None otherwise."""
     leaves: list[Any] = []
     stack = list(reversed(args))
-    while stack:
-        x = stack.pop()
-        kind = type(x)
-        if kind in (tuple, list):
-            stack.extend(reversed(x))
-        elif kind is dict:
-            stack.extend(x[k] for k in sorted(x, reverse=True))
-        elif kind is not type(None):
-            if isinstance(x, (tuple, list, dict)):   # a subclass: flattened otherwise
-                return None
-            leaves.append(x)
+    try:
+        while stack:
+            x = stack.pop()
+            node = _node(x)
+            if node is None:
+                leaves.append(x)
+            else:
+                stack.extend(reversed(_values(x, node)))
+    except Unsupported:
+        return None
     return leaves
 
 
 def fast_key(args: Sequence[Any]) -> Any:
     """The dictionary key of arguments: each array's shape, strides and dtype, each
-    scalar's type, and the containers' types, lengths and keys."""
-    if len(args) == 1:
-        return _key(args[0])
-    return tuple([_key(a) for a in args])
+    scalar's type, and the containers' types and keys; None for unsupported nodes."""
+    try:
+        if len(args) == 1:
+            return _key(args[0])
+        return tuple([_key(a) for a in args])
+    except Unsupported:
+        return None
 
 
 def _key(a: Any) -> Any:
     kind = type(a)
     if kind is np.ndarray:
         return (a.shape, a.strides, a.dtype)
-    if kind in (tuple, list):
-        return (kind, *[_key(c) for c in a])
-    if kind is dict:
-        return (dict, *[(k, _key(a[k])) for k in sorted(a)])
-    return kind
+    node = _node(a)
+    if node is None:
+        return kind
+    return (kind, node[1] if node[0] == "dict" else None, *[_key(c) for c in _values(a, node)])
 
 
 def kernel_arguments(args: Sequence[Any]) -> list[Any]:
     """The leaves of `passable` arguments as the kernel takes them: 0-d arrays as
     their element."""
-    if any(type(a) in _CONTAINERS for a in args):
+    if not all(type(a) is np.ndarray or type(a) in _SCALARS for a in args):
         args = raw_leaves(args) or []
     return [a[()] if type(a) is np.ndarray and a.ndim == 0 else a for a in args]
 

@@ -2,6 +2,7 @@
 of one signature must give the general path's answer for every call it takes, and
 hand every other call to the general path."""
 import collections
+import dataclasses
 
 import numpy as np
 import pytest
@@ -288,7 +289,26 @@ PYTREES = {
     "int keys": lambda: {2: np.ones(2), 1: np.zeros(3), 10: 1.5},
     "tuple of lists": lambda: ([np.ones(2)], [np.ones(1), 2.0]),
     "empty": lambda: {"a": (), "b": []},
+    "namedtuple": lambda: Params(np.ones(2), (1.5, np.zeros(3))),
+    "dataclass": lambda: Layer(np.ones((2, 2)), Params(0.5, np.arange(2.0))),
 }
+
+
+Params = collections.namedtuple("Params", "w b")
+
+
+@dataclasses.dataclass
+class Layer:
+    weight: np.ndarray
+    rest: Params
+
+
+class Pair:   # a registered node: its flattening is the user's code
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+
+fx.tree_util.register_pytree_node(Pair, lambda p: ((p.a, p.b), None), lambda _, c: Pair(*c))
 
 LIKE_BUT_NOT = {   # each against the "dict" tree: must miss the hot call, still be right
     "other key": {"W": np.ones((2, 3)), "c": np.arange(3.0)},
@@ -296,6 +316,8 @@ LIKE_BUT_NOT = {   # each against the "dict" tree: must miss the hot call, still
     "other shape": {"W": np.ones((3, 3)), "b": np.arange(3.0)},
     "a list leaf": {"W": np.ones((2, 3)), "b": [0.0, 1.0, 2.0]},
     "a view": {"W": np.ones((3, 2)).T, "b": np.arange(3.0)},
+    "a namedtuple": Params(np.ones((2, 3)), np.arange(3.0)),
+    "a registered node": Pair(np.ones((2, 3)), np.arange(3.0)),
 }
 
 
@@ -317,18 +339,19 @@ def test_pytrees_unlike_the_hot_one_take_the_general_path(kind):
         _same_array(f(tree, y), tree_fun(tree, y))
 
 
-def test_namedtuples_and_unsortable_keys_take_the_general_path():
-    Params = collections.namedtuple("Params", "w b")
+def test_registered_nodes_dict_subclasses_and_unsortable_keys_take_the_general_path(
+        monkeypatch):
     f = fx.jit(tree_fun)
     f(PYTREES["dict"](), 1.0)
     with pytest.raises(fx.FxTypeError, match="OrderedDict"):   # not a pytree node
         f(collections.OrderedDict(PYTREES["dict"]()), 1.0)
-    for tree in [Params(np.ones(2), 1.0), Params(np.ones(2), 1.0), {1: 1.0, "a": 2.0}]:
-        if isinstance(tree, dict):
-            with pytest.raises(TypeError):   # tree_flatten sorts dict keys
-                f(tree, 1.0)
-            continue
+    with pytest.raises(TypeError):   # tree_flatten sorts dict keys
+        f({1: 1.0, "a": 2.0}, 1.0)
+    tree = Pair(np.ones(2), (1.0, 2.0))
+    for _ in range(2):
         _same_array(f(tree, 1.0), tree_fun(tree, 1.0))
+    assert f._hot_entry is None or f._hot_entry.key[0] != fx.tree_util.tree_structure(
+        ((tree, 1.0), {}))
 
 
 leaf_strategy = st.one_of(
