@@ -126,6 +126,7 @@ CALLS = [
     ("pytree_and_scalars", lambda p: {"a": p["a"] * 2.0, "b": p["b"] + 1.0},
      ({"a": np.ones(3), "b": 2.0},), 2_000),
     ("grad_kernel", fx.grad(lambda w: fnp.sum(fnp.tanh(w) ** 2)), (np.ones(4),), 20_000),
+    ("general_path", lambda x, n: x * n, (np.ones(3), 3), 2_000),   # a Python int argument
 ]
 
 

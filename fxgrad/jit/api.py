@@ -56,7 +56,7 @@ class Entry:
         self.consts = consts
         self.out_tree = out_tree
         self.donated = donated
-        self.num_args = -1                # set when the fast path may use this entry
+        self.num_args = -1                # set when calls may skip flattening (jit.dispatch)
         self.signature: dict[str, Any] = {}   # see JitFunction._signature
         self.key: Any = None                  # this entry's key in JitFunction._entries
         self.kernel: Callable[..., Any] | None = None
@@ -288,8 +288,8 @@ class JitFunction:
 
     def _dispatch(self, args: tuple[Any, ...]) -> Any:
         """Positional calls the hot call did not take: a signature seen before with
-        C-contiguous array arguments (its key holds the strides) becomes the hot one;
-        anything else takes `_call`."""
+        `passable` arguments (see jit.dispatch; the key holds shapes, strides, dtypes
+        and containers) becomes the hot one; anything else takes `_call`."""
         if not self.static_argnums and not config.disable_jit:
             try:
                 key = dispatch.fast_key(args)
