@@ -55,6 +55,13 @@ def abstract_eval(prim: Primitive, avals: Sequence[ShapedArray], params: dict) -
     return list(out) if prim.multiple_results else [out]
 
 
+def new_eqn(prim: Primitive, inputs: Sequence[Atom], params: dict) -> Eqn:
+    """An equation applying `prim` to `inputs`, with fresh output variables (program
+    rewrites build their replacements with it)."""
+    avals = abstract_eval(prim, [a.aval for a in inputs], params)
+    return Eqn(prim, inputs, params, [Var(a) for a in avals])
+
+
 def bind(prim: Primitive, args: Sequence[Any], params: dict) -> Any:
     top = _newest_trace(args)
     out_avals = abstract_eval(prim, [aval_of(a) for a in args], params)

@@ -120,8 +120,7 @@ class Entry:
         None for donated inputs, whose buffers the general path hands over."""
         if self.donated or self.kernel is None:
             return None
-        out = np.empty(self.program.outvars[0].aval.shape,
-                       self.out_dtypes[0]) if self.out_param else None
+        out = self._new_out() if self.out_param else None
         call_args = [*self.before, *dispatch.kernel_arguments(args), *self.after,
                      *([out] if out is not None else [])]
         call = dispatch.native_entry(self.kernel, call_args)
@@ -129,8 +128,7 @@ class Entry:
                                  self.kernel, None if out is not None else self._finish)
 
     def _call_kernel(self, flat: Sequence[Any]) -> Any:
-        out = [np.empty(self.program.outvars[0].aval.shape,
-                        self.out_dtypes[0])] if self.out_param else []
+        out = [self._new_out()] if self.out_param else []
         try:
             outs = self.kernel(*self.before, *flat, *self.after, *out)  # type: ignore[misc]
         except Exception as err:
@@ -140,6 +138,10 @@ class Entry:
             self.kernel = recompile_in_memory(self.source)
             outs = self.kernel(*self.before, *flat, *self.after, *out)
         return out[0] if out else self._finish(outs)
+
+    def _new_out(self) -> np.ndarray:
+        """An array for the kernel's `out` parameter (see lowering.lower_program)."""
+        return np.empty(self.program.outvars[0].aval.shape, self.out_dtypes[0])
 
     def _finish(self, outs: Sequence[Any]) -> Any:
         """The kernel's returned tuple as the user's outputs: scalars as 0-d arrays."""
@@ -329,14 +331,15 @@ class JitFunction:
         fast = leaves is not None and len(leaves) == len(flat) and all(
             dispatch.passable(x, a) for x, a in zip(flat, leaves))
         if fast:
+            key = dispatch.fast_key(args)
             with self._lock:
                 fast = self._entries.get(entry.key) is entry   # not evicted meanwhile
                 if fast:
                     entry.num_args = len(args)
-                    self._fast[dispatch.fast_key(args)] = entry
+                    self._fast[key] = entry
         outs = entry.run([_prepare(x) for x in flat])
         if fast and not self.static_argnums:
-            self._make_hot(entry, args, dispatch.fast_key(args))
+            self._make_hot(entry, args, key)
         return outs
 
     def _donated_leaves(self, args: tuple[Any, ...], statics: tuple[int, ...],

@@ -6,8 +6,8 @@ arrays of at most `lowering.TOP_SCALAR_LIMIT` elements, where it saves compile t
 Elementwise equations then become one scalar statement per element, data movement
 (reshape, transpose, broadcast, slice, concatenate, pad) just renames elements, and
 small reductions and `dot_general`s are unrolled sums of products, so an RK4 step on a
-3-vector or an RNN step with an 8x8 matrix allocates nothing. An `Elems` is turned back into an array
-(`materialize`) only when a primitive without a scalar form needs it.
+3-vector or an RNN step with an 8x8 matrix allocates nothing. An `Elems` is turned back
+into an array (`materialize`) only when a primitive without a scalar form needs it.
 """
 from __future__ import annotations
 

@@ -161,9 +161,8 @@ class Rewriter:
         return None
 
     def emit(self, prim: Any, *operands: Atom, **params: Any) -> Atom:
-        from fxgrad.core.trace import abstract_eval
-        avals = abstract_eval(prim, [a.aval for a in operands], params)
-        eqn = Eqn(prim, operands, params, [Var(a) for a in avals])
+        from fxgrad.core.trace import new_eqn
+        eqn = new_eqn(prim, operands, params)
         self.depth += 1
         try:
             self.process(eqn)

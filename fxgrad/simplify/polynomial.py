@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxgrad.core.ir import Atom, Eqn, Literal, Program, ShapedArray, Var
-from fxgrad.core.trace import abstract_eval
+from fxgrad.core.trace import new_eqn
 from fxgrad.primitives import arith, shape, unary
 
 Monomial = tuple[tuple[int, int], ...]
@@ -383,8 +383,7 @@ class _NormalForm:
         key = (prim, tuple(_atom_key(a) for a in inputs), tuple(sorted(params.items())))
 
         def make() -> Atom:
-            aval = abstract_eval(prim, [a.aval for a in inputs], params)[0]
-            eqn = Eqn(prim, inputs, params, [Var(aval)])
+            eqn = new_eqn(prim, inputs, params)
             self.eqns.append(eqn)
             self.keep.append(eqn)
             return eqn.outputs[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from fxgrad.core.ir import Atom, Eqn, Program, ShapedArray, Var, dce
-from fxgrad.core.trace import abstract_eval
+from fxgrad.core.trace import new_eqn
 from fxgrad.primitives.arith import add_p
 from fxgrad.primitives.control import scan_p
 from fxgrad.primitives.dot import dot_general_p
@@ -36,11 +36,6 @@ def _uses(body: Program) -> dict[int, int]:
         if isinstance(atom, Var):
             counts[id(atom)] = counts.get(id(atom), 0) + 1
     return counts
-
-
-def _new_eqn(prim: Any, inputs: list[Atom], params: dict, outputs: list[Var] | None = None) -> Eqn:
-    avals = abstract_eval(prim, [a.aval for a in inputs], params)
-    return Eqn(prim, inputs, params, outputs or [Var(a) for a in avals])
 
 
 class _PushOut:
@@ -71,13 +66,13 @@ class _PushOut:
         """The sum over iterations of `term`; a dot_general contracting the iteration
         axis too when `term` is that `dot`'s output."""
         if dot is None:
-            total = _new_eqn(reduce_sum_p, [self.stacked(term)], {"axes": (0,)})
+            total = new_eqn(reduce_sum_p, [self.stacked(term)], {"axes": (0,)})
         else:
             (lc, rc), (lb, rb) = dot.params["dimension_numbers"]
             shift = lambda dims: tuple(d + 1 for d in dims)  # noqa: E731
             dims = (((0, *shift(lc)), (0, *shift(rc))), (shift(lb), shift(rb)))
             x, y = (self.stacked(a) for a in dot.inputs)
-            total = _new_eqn(dot_general_p, [x, y], {**dot.params, "dimension_numbers": dims})
+            total = new_eqn(dot_general_p, [x, y], {**dot.params, "dimension_numbers": dims})
         self.after.append(total)
         return total.outputs[0]
 
@@ -121,7 +116,7 @@ class _PushOut:
         for k, (term, dot) in found.items():
             total = self.summed(term, dot)
             init = self.eqn.inputs[self.num_consts + k]
-            self.after.append(_new_eqn(add_p, [init, total], {}, [self.eqn.outputs[k]]))
+            self.after.append(Eqn(add_p, [init, total], {}, [self.eqn.outputs[k]]))
         return [self.loop(found), *self.after]
 
     def loop(self, found: dict[int, Any]) -> Eqn:
