@@ -61,7 +61,14 @@ class Config:
             callback()
 
     def watch(self, name: str, callback: Callable[[], None]) -> None:
-        """Call `callback()` whenever option `name` is set."""
+        """Call `callback()` whenever option `name` is set.
+
+        >>> from fxgrad import config
+        >>> config.watch("log_compiles", lambda: print("log_compiles is now", config.log_compiles))
+        >>> config.update("log_compiles", False)
+        log_compiles is now False
+        >>> _watchers["log_compiles"].pop() and None
+        """
         _watchers.setdefault(name, []).append(callback)
 
     def update(self, name: str, value: Any) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Hashable, Iterable, NamedTuple
 
+from fxgrad.core.errors import FxTypeError
+
 
 class _NodeType(NamedTuple):
     to_iterable: Callable[[Any], tuple[Iterable[Any], Hashable]]
@@ -36,8 +38,24 @@ def register_pytree_node(nodetype: type, flatten_func: Callable[[Any], tuple[Ite
 
 register_pytree_node(tuple, lambda t: (t, None), lambda _, c: tuple(c))
 register_pytree_node(list, lambda x: (x, None), lambda _, c: list(c))
+def sorted_keys(d: dict) -> list[Any]:
+    """A dict's keys in pytree order (sorted, as JAX does), or a clear error.
+
+    >>> sorted_keys({"b": 1, "a": 2})
+    ['a', 'b']
+    """
+    try:
+        return sorted(d)
+    except TypeError:
+        kinds = sorted({type(k).__name__ for k in d})
+        raise FxTypeError(
+            f"a dict in a pytree has keys of types {', '.join(kinds)}, which do not sort; "
+            "its leaves are ordered by sorted key, so use keys of one type (all str, say)"
+        ) from None
+
+
 register_pytree_node(
-    dict, lambda d: (tuple(d[k] for k in sorted(d)), tuple(sorted(d))),
+    dict, lambda d: (tuple(d[k] for k in sorted_keys(d)), tuple(sorted_keys(d))),
     lambda keys, c: dict(zip(keys, c)))  # type: ignore[call-overload]
 register_pytree_node(type(None), lambda _: ((), None), lambda _, c: None)
 

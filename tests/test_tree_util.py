@@ -133,3 +133,9 @@ def test_tree_map_rejects_mismatched_structures():
 def test_module_is_exported_from_the_package():
     import fxgrad
     assert fxgrad.tree_util is tree_util
+
+
+def test_dict_keys_that_do_not_sort_name_the_mistake():
+    import fxgrad as fx
+    with pytest.raises(fx.FxTypeError, match="keys of types int, str, which do not sort.*one type"):
+        fx.tree_util.tree_flatten({1: 1.0, "a": 2.0})

@@ -295,7 +295,7 @@ class JitFunction:
         if not self.static_argnums and not config.disable_jit:
             try:
                 key = dispatch.fast_key(args)
-            except TypeError:   # dict keys that do not sort, unhashable ones
+            except TypeError:   # dict keys that do not sort: `_call` reports them
                 return self._call(args, {})
             entry = self._fast.get(key)
             if entry is not None and entry.num_args == len(args):

@@ -144,7 +144,7 @@ def _node(x: Any) -> tuple[str, Any] | None:
     if kind in (tuple, list):
         return ("seq", None)
     if kind is dict:
-        return ("dict", tuple(sorted(x)))
+        return ("dict", tuple(tree_util.sorted_keys(x)))
     if x is None:
         return ("none", None)
     if kind in tree_util._registry:
