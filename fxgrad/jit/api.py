@@ -114,17 +114,17 @@ class Entry:
         self.last_used = next(_clock)
         return self._call_kernel(flat)
 
-    def make_hot(self, args: Sequence[Any],
-                 miss: Callable[[tuple[Any, ...]], Any]) -> Callable[..., Any] | None:
-        """This entry's inline cache for arguments like `args` (see fxgrad.jit.dispatch);
+    def make_hot(self, arguments: dispatch.CallArgs,
+                 miss: Callable[..., Any]) -> Callable[..., Any] | None:
+        """This entry's inline cache for calls like `arguments` (see fxgrad.jit.dispatch);
         None for donated inputs, whose buffers the general path hands over."""
         if self.donated or self.kernel is None:
             return None
         out = self._new_out() if self.out_param else None
-        call_args = [*self.before, *dispatch.kernel_arguments(args), *self.after,
+        call_args = [*self.before, *dispatch.kernel_arguments(arguments), *self.after,
                      *([out] if out is not None else [])]
         call = dispatch.native_entry(self.kernel, call_args)
-        return dispatch.hot_call(call, args, self.before, self.after, out, miss,
+        return dispatch.hot_call(call, arguments, self.before, self.after, out, miss,
                                  self.kernel, None if out is not None else self._finish)
 
     def _call_kernel(self, flat: Sequence[Any]) -> Any:
@@ -185,21 +185,25 @@ class JitFunction:
         self._entries: dict[Any, Entry] = {}
         self._fast: dict[Any, Entry] = {}
         self._lock = threading.Lock()     # guards changes to _entries and _fast
-        self._hot: Callable[[tuple[Any, ...]], Any] = self._dispatch   # see jit.dispatch
-        self._hot_entry: Entry | None = None
+        self._hot: Callable[[tuple[Any, ...], dict[str, Any]], Any] = self._dispatch
+        self._hot_entry: Entry | None = None   # whose inline cache `_hot` is (jit.dispatch)
+        self._statics: dict[int, tuple[int, ...] | None] = {}   # by number of positional args
         with _live_lock:
             _live.add(self)
 
     def _split(self, args: tuple[Any, ...], kwargs: dict) -> tuple[Any, list[Any], PyTreeDef, tuple[Any, ...]]:
         statics = normalize_argnums(self.static_argnums, len(args), "jit") if self.static_argnums else ()
-        static_vals = tuple(args[i] for i in statics)
-        static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+        static_vals = _hashable(tuple(args[i] for i in statics))
+        static_kw = _hashable(tuple(sorted((k, v) for k, v in kwargs.items()
+                                           if k in self.static_argnames)))
         dyn_args = tuple(a for i, a in enumerate(args) if i not in statics)
         dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         flat, tree = tree_flatten((dyn_args, dyn_kw))
         flat = [as_input(x, "a jit argument") for x in flat]
         avals = tuple((x.shape, x.dtype) for x in flat)
-        key = (tree, avals, _hashable(static_vals), _hashable(static_kw), statics)
+        # static values with their types: 2, 2.0 and True are equal, but need not trace alike
+        key = (tree, avals, tuple((type(v), v) for v in static_vals),
+               tuple((k, type(v), v) for k, v in static_kw), statics)
         return key, flat, tree, statics
 
     def _trace(self, flat: list[Any], tree: PyTreeDef, args: tuple[Any, ...], kwargs: dict,
@@ -284,29 +288,43 @@ class JitFunction:
                      self._donated_leaves(args, statics, len(consts)))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs:
-            return self._call(args, kwargs)
-        return self._hot(args)
+        return self._hot(args, kwargs)
 
-    def _dispatch(self, args: tuple[Any, ...]) -> Any:
-        """Positional calls the hot call did not take: a signature seen before with
-        `passable` arguments (see jit.dispatch; the key holds shapes, strides, dtypes
-        and containers) becomes the hot one; anything else takes `_call`."""
-        if not self.static_argnums and not config.disable_jit:
+    def _dispatch(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Calls the hot call did not take: a signature seen before with `passable`
+        arguments (see jit.dispatch; the key holds shapes, strides, dtypes, containers
+        and static values) becomes the hot one; anything else takes `_call`."""
+        arguments = self._arguments(args, kwargs)
+        if arguments is not None and not config.disable_jit:
             try:
-                key = dispatch.fast_key(args)
-            except TypeError:   # dict keys that do not sort: `_call` reports them
-                return self._call(args, {})
-            entry = self._fast.get(key)
+                entry = self._fast.get(key := dispatch.fast_key(arguments))
+            except TypeError:   # unsortable dict keys, unhashable statics: `_call` reports them
+                entry = None
             if entry is not None and entry.num_args == len(args):
                 entry.last_used = next(_clock)
-                self._make_hot(entry, args, key)
-                return entry.run(dispatch.kernel_arguments(args))
-        return self._call(args, {})
+                self._make_hot(entry, arguments, key)
+                return entry.run(dispatch.kernel_arguments(arguments))
+        return self._call(args, kwargs)
 
-    def _make_hot(self, entry: Entry, args: tuple[Any, ...], key: Any) -> None:
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dispatch.CallArgs | None:
+        """The call with its static arguments marked; None if `static_argnums` does not
+        fit it (`_call` reports that)."""
+        if not self.static_argnums:
+            return dispatch.CallArgs(args, kwargs, (), self.static_argnames)
+        n = len(args)
+        if n not in self._statics:
+            try:
+                self._statics[n] = normalize_argnums(self.static_argnums, n, "jit")
+            except FxValueError:
+                self._statics[n] = None
+        positions = self._statics[n]
+        if positions is None:
+            return None
+        return dispatch.CallArgs(args, kwargs, positions, self.static_argnames)
+
+    def _make_hot(self, entry: Entry, arguments: dispatch.CallArgs, key: Any) -> None:
         if key not in entry.hots and entry.compiled:
-            entry.hots[key] = entry.make_hot(args, self._dispatch)
+            entry.hots[key] = entry.make_hot(arguments, self._dispatch)
         hot = entry.hots.get(key)
         if hot is not None:
             if self._hot_entry is not None and self._hot_entry is not entry:
@@ -327,19 +345,21 @@ class JitFunction:
             outs = eval_program(entry.program, [*entry.consts, *flat])
             return tree_unflatten(entry.out_tree, outs)
         # later calls like this one may skip flattening (see jit.dispatch.passable)
-        leaves = None if kwargs else dispatch.raw_leaves(args)
+        arguments = self._arguments(args, kwargs)
+        assert arguments is not None   # `_entry` checked static_argnums
+        leaves = dispatch.raw_leaves(arguments)
         fast = leaves is not None and len(leaves) == len(flat) and all(
             dispatch.passable(x, a) for x, a in zip(flat, leaves))
         if fast:
-            key = dispatch.fast_key(args)
+            key = dispatch.fast_key(arguments)
             with self._lock:
                 fast = self._entries.get(entry.key) is entry   # not evicted meanwhile
                 if fast:
                     entry.num_args = len(args)
                     self._fast[key] = entry
         outs = entry.run([_prepare(x) for x in flat])
-        if fast and not self.static_argnums:
-            self._make_hot(entry, args, key)
+        if fast:
+            self._make_hot(entry, arguments, key)
         return outs
 
     def _donated_leaves(self, args: tuple[Any, ...], statics: tuple[int, ...],
@@ -398,7 +418,7 @@ def _parameter_names(fun: Callable[..., Any]) -> list[str]:
 
 def _describe(value: Any, static: bool) -> tuple[Any, ...]:
     if static:
-        return ("static", value)
+        return ("static", value, type(value))
     leaves, tree = tree_flatten(value)
     leaves = [as_input(x, "a jit argument") for x in leaves]
     return ("dynamic", tree, tuple((tuple(x.shape), np.dtype(x.dtype)) for x in leaves))

@@ -10,15 +10,16 @@ and those tests already pin down the numba type the kernel was compiled for. Any
 other call (another signature, a list, a view, a kernel that raises) goes to `miss`,
 the general path, which finds the signature's entry and makes it the hot one.
 
-Only signatures of positional arguments made of tuples, lists, dicts, None,
-namedtuples and dataclasses around `passable` leaves (C-contiguous arrays, 0-d arrays, Python floats, complex numbers and
-bools, numpy scalars), with no donated inputs and no static arguments, get a hot call;
-everything else goes through `Entry.run`.
+Only signatures of arguments (positional or keyword) made of tuples, lists, dicts,
+None, namedtuples and dataclasses around `passable` leaves (C-contiguous arrays, 0-d
+arrays, Python floats, complex numbers, bools and ints in int64's range, numpy
+scalars), and static arguments (compared by type and value, or by identity), with no
+donated inputs, get a hot call; everything else goes through `Entry.run`.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, NamedTuple, Sequence
 
 import numpy as np
 
@@ -26,14 +27,14 @@ from fxgrad import tree_util
 from fxgrad.jit import runtime
 
 _TEMPLATE = """\
-def hot(args):
-    if len(args) == {n}:
+def hot(args, kwargs):
+    if len(args) == {n} and {kw_test}:
         {unpack}
         if ({structure}):
             {leaves}
             if ({tests}):
 {body}
-    return miss(args)
+    return miss(args, kwargs)
 """
 
 _INTO_OUT = """\
@@ -41,15 +42,37 @@ _INTO_OUT = """\
                 try:
                     call({call_args})
                 except Exception:
-                    return fail(args)
+                    return fail(args, kwargs)
                 return out"""
 
 _RETURNED = """\
                 try:
                     outs = call({call_args})
                 except Exception:
-                    return fail(args)
+                    return fail(args, kwargs)
                 return finish(outs)"""
+
+
+class CallArgs(NamedTuple):
+    """A call's arguments, and which are static: positions of `args`, names of `kwargs`."""
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    static_positions: Collection[int] = ()
+    static_names: Collection[str] = ()
+
+    def tops(self) -> list[tuple[str, Any, bool]]:
+        """The arguments in tree_flatten's order (positional, then keywords by name),
+        as (their expression in a hot call, value, whether static)."""
+        tops = [(f"a{i}", a, i in self.static_positions) for i, a in enumerate(self.args)]
+        return tops + [(f"kwargs[{k!r}]", self.kwargs[k], k in self.static_names)
+                       for k in sorted(self.kwargs)]
+
+    def dynamic(self) -> Sequence[Any]:
+        """The non-static arguments in tree_flatten's order."""
+        if not self.kwargs and not self.static_positions:
+            return self.args
+        return [value for _, value, static in self.tops() if not static]
+
 
 def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..., Any]:
     """The compiled entry point of `kernel` for `args`' numba types; `kernel` itself
@@ -62,25 +85,32 @@ def native_entry(kernel: Callable[..., Any], args: Sequence[Any]) -> Callable[..
         return kernel
 
 
-def hot_call(call: Callable[..., Any], args: Sequence[Any], before: Sequence[Any],
+def hot_call(call: Callable[..., Any], arguments: CallArgs, before: Sequence[Any],
              after: Sequence[Any], out: np.ndarray | None,
-             miss: Callable[[tuple[Any, ...]], Any], owner: Any = None,
-             finish: Callable[[Any], Any] | None = None) -> Callable[[tuple[Any, ...]], Any]:
-    """The inline cache for calls with arguments like `args` (all `passable`).
+             miss: Callable[[tuple[Any, ...], dict[str, Any]], Any], owner: Any = None,
+             finish: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    """The inline cache for calls with arguments like `arguments` (its dynamic leaves
+    all `passable`; its static arguments compared by value).
 
-    `call(*before, *args, *after[, out])` runs the kernel: into a new array like `out`
+    `call(*before, *leaves, *after[, out])` runs the kernel: into a new array like `out`
     when given, else returning a tuple that `finish` turns into the user's outputs. A
     kernel that raises is called again through `miss`, which reports the error as the
     general path does. `owner` (the numba dispatcher) is kept alive with the entry
     point, as it owns the machine code."""
-    n = len(args)
+    n = len(arguments.args)
     names = [f"a{i}" for i in range(n)]
     env: dict[str, Any] = {"ndarray": np.ndarray, "empty": np.empty, "call": call,
                            "miss": miss, "fail": _fail(miss), "owner": owner,
                            "finish": finish}
+    kw_test = (f"kwargs.keys() == {_const(env, set(arguments.kwargs))}" if arguments.kwargs
+               else "not kwargs")
     structure: list[str] = []
-    leaves = [leaf for i, a in enumerate(args)
-              for leaf in _walk(f"a{i}", a, structure, env)]
+    leaves: list[tuple[str, Any]] = []
+    for expr, value, static in arguments.tops():
+        if static:
+            structure.append(_static_test(expr, value, env))
+        else:
+            leaves += _walk(expr, value, structure, env)
     checked = [_leaf_test(i, leaf, env) for i, (_, leaf) in enumerate(leaves)]
     env.update({f"B{i}": b for i, b in enumerate(before)})
     env.update({f"L{i}": v for i, v in enumerate(after)})
@@ -92,11 +122,22 @@ def hot_call(call: Callable[..., Any], args: Sequence[Any], before: Sequence[Any
     body = (_INTO_OUT if out is not None else _RETURNED).format(call_args=call_args)
     bind = "; ".join(f"x{i} = {expr}" for i, (expr, _) in enumerate(leaves)) or "pass"
     source = _TEMPLATE.format(
-        n=n, unpack=f"{', '.join(names)}, = args" if names else "pass",
+        n=n, kw_test=kw_test, unpack=f"{', '.join(names)}, = args" if names else "pass",
         structure="\n            and ".join(structure) or "True", leaves=bind,
         tests="\n                and ".join(t for t, _ in checked) or "True", body=body)
     exec(compile(source, "<fxgrad.jit hot call>", "exec"), env)
     return env["hot"]
+
+
+# static values compared with ==, as the general path's dictionary does; others by identity
+_VALUE_STATICS = (int, float, complex, bool, str, bytes, type(None), tuple, frozenset)
+
+
+def _static_test(expr: str, value: Any, env: dict[str, Any]) -> str:
+    """The test that static argument `expr` is `value` (of the same type)."""
+    if type(value) in _VALUE_STATICS:
+        return f"type({expr}) is {_const(env, type(value))} and {expr} == {_const(env, value)}"
+    return f"{expr} is {_const(env, value)}"
 
 
 def _walk(expr: str, x: Any, structure: list[str], env: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -178,6 +219,8 @@ def _const(env: dict[str, Any], value: Any) -> str:
 def _leaf_test(i: int, a: Any, env: dict[str, Any]) -> tuple[str, str]:
     """The test that leaf `x{i}` is like `a`, and what the kernel is passed for it."""
     name = f"x{i}"
+    if type(a) is int:
+        return f"type({name}) is int and {_INT64[0]} <= {name} <= {_INT64[1]}", name
     if type(a) is not np.ndarray:   # a Python or numpy scalar: its type fixes its dtype
         env[f"K{i}"] = type(a)
         return f"type({name}) is K{i}", name
@@ -189,25 +232,29 @@ def _leaf_test(i: int, a: Any, env: dict[str, Any]) -> tuple[str, str]:
 
 
 _SCALARS = (float, complex, bool)   # numba types them as their numpy arrays' scalars
+_DIRECT = (float, complex, bool, int)   # passed to the kernel as they are
+_INT64 = (-2 ** 63, 2 ** 63 - 1)   # Python ints numba and numpy both make int64
 
 
 def passable(leaf: np.ndarray, arg: Any) -> bool:
     """Whether calls may hand leaf `arg` (which flattened to `leaf`) to the kernel
     without flattening: a C-contiguous array used as is, a 0-d array (its element is
-    passed), a Python float, complex or bool, or a numpy scalar. Not Python ints: one
-    too large for int64 is a uint64 or an error, depending on its value."""
+    passed), a Python float, complex or bool, a Python int that numpy made an int64
+    (one too large is a uint64 or an error), or a numpy scalar."""
     if type(arg) is np.ndarray:
         return leaf is arg and (arg.ndim == 0 or arg.flags.c_contiguous)
     if type(arg) in _SCALARS:
         return True
+    if type(arg) is int:
+        return leaf.dtype == np.int64
     return isinstance(arg, np.generic) and type(arg) is leaf.dtype.type and leaf.dtype.isnative
 
 
-def raw_leaves(args: Sequence[Any]) -> list[Any] | None:
-    """The leaves of `args` in tree_flatten's order if every node in them is one the hot
-    call takes apart (see `_node`); None otherwise."""
+def raw_leaves(arguments: CallArgs) -> list[Any] | None:
+    """The leaves of the dynamic arguments in tree_flatten's order if every node in them
+    is one the hot call takes apart (see `_node`); None otherwise."""
     leaves: list[Any] = []
-    stack = list(reversed(args))
+    stack = list(reversed(arguments.dynamic()))
     try:
         while stack:
             x = stack.pop()
@@ -221,13 +268,17 @@ def raw_leaves(args: Sequence[Any]) -> list[Any] | None:
     return leaves
 
 
-def fast_key(args: Sequence[Any]) -> Any:
-    """The dictionary key of arguments: each array's shape, strides and dtype, each
-    scalar's type, and the containers' types and keys; None for unsupported nodes."""
+def fast_key(arguments: CallArgs) -> Any:
+    """The dictionary key of a call: each array's shape, strides and dtype, each
+    scalar's type, the containers' types and keys, each static argument's type and
+    value, the keywords' names; None for unsupported nodes."""
+    args = arguments.args
     try:
-        if len(args) == 1:
-            return _key(args[0])
-        return tuple([_key(a) for a in args])
+        if not arguments.kwargs and not arguments.static_positions:
+            return _key(args[0]) if len(args) == 1 else tuple([_key(a) for a in args])
+        key = tuple([("static", type(value), value) if static else _key(value)
+                     for _, value, static in arguments.tops()])
+        return ("kw", tuple(sorted(arguments.kwargs)), key) if arguments.kwargs else key
     except Unsupported:
         return None
 
@@ -236,22 +287,31 @@ def _key(a: Any) -> Any:
     kind = type(a)
     if kind is np.ndarray:
         return (a.shape, a.strides, a.dtype)
+    if kind is int and not _INT64[0] <= a <= _INT64[1]:
+        raise Unsupported(kind)
     node = _node(a)
     if node is None:
         return kind
     return (kind, node[1] if node[0] == "dict" else None, *[_key(c) for c in _values(a, node)])
 
 
-def kernel_arguments(args: Sequence[Any]) -> list[Any]:
-    """The leaves of `passable` arguments as the kernel takes them: 0-d arrays as
-    their element."""
-    if not all(type(a) is np.ndarray or type(a) in _SCALARS for a in args):
-        args = raw_leaves(args) or []
-    return [a[()] if type(a) is np.ndarray and a.ndim == 0 else a for a in args]
+def kernel_arguments(arguments: CallArgs) -> list[Any]:
+    """The leaves of the dynamic arguments (all `passable`) as the kernel takes them:
+    0-d arrays as their element."""
+    leaves = []
+    for a in arguments.dynamic():
+        if type(a) is np.ndarray:
+            leaves.append(a if a.ndim else a[()])
+        elif type(a) in _DIRECT:
+            leaves.append(a)
+        else:   # containers
+            return [a[()] if type(a) is np.ndarray and a.ndim == 0 else a
+                    for a in raw_leaves(arguments) or []]
+    return leaves
 
 
-def _fail(miss: Callable[[tuple[Any, ...]], Any]) -> Callable[[tuple[Any, ...]], Any]:
-    def fail(args: tuple[Any, ...]) -> Any:
+def _fail(miss: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Callable[..., Any]:
+    def fail(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         runtime.reset()   # the kernel's exit, which restores the caller's MXCSR, was skipped
-        return miss(args)
+        return miss(args, kwargs)
     return fail

@@ -254,7 +254,7 @@ def test_scalar_arguments_of_every_kind(kind, monkeypatch):
     x, y = SCALARS[kind], np.linspace(0, 1, 3)
     for _ in range(3):
         _same_array(f(x, y), scalar_fun(np.asarray(x), y))
-    if kind not in ("int", "big int"):   # Python ints always take the general path
+    if kind != "big int":   # a uint64 for numpy: always the general path
         _only_the_hot_call_from_now_on(f, monkeypatch)
         _same_array(f(x, y), scalar_fun(np.asarray(x), y))
 
@@ -355,7 +355,7 @@ def test_registered_nodes_dict_subclasses_and_unsortable_keys_take_the_general_p
 
 
 leaf_strategy = st.one_of(
-    st.floats(-2, 2).map(float),
+    st.floats(-2, 2, allow_subnormal=False).map(float),   # jit flushes subnormals
     st.integers(1, 3).map(lambda n: np.linspace(-1, 1, n)),
     st.just(np.array(0.25)))
 tree_strategy = st.recursive(
@@ -373,3 +373,89 @@ def test_any_sequence_of_pytree_calls_matches_eager(trees):
 
 
 tree_jit = fx.jit(tree_fun)
+
+
+@pytest.mark.parametrize("values", [(3, 2 ** 63, 3), (2 ** 63 - 1, 2 ** 63, -2 ** 63, 5)],
+                         ids=["around a big int", "at int64's bounds"])
+def test_python_ints_beyond_int64_miss_the_hot_call(values):
+    f = fx.jit(lambda n, y: (n, y + 1.0))
+    for n in values * 2:
+        got, _ = f(n, np.ones(2))
+        assert got == n and got.dtype == np.asarray(n).dtype
+
+
+def static_fun(x, n, scale=1.0):
+    return x * float(len(range(n))) * scale
+
+
+@pytest.mark.parametrize("values", [(3, 3, 4, 3), (0, 2, 0)], ids=["repeats", "alternating"])
+def test_static_arguments_through_the_hot_call(values, monkeypatch):
+    f = fx.jit(static_fun, static_argnums=1)
+    x = np.linspace(0, 1, 3)
+    for n in values:
+        _same_array(f(x, n), static_fun(x, n))
+    _only_the_hot_call_from_now_on(f, monkeypatch)
+    _same_array(f(x * 2, values[-1]), static_fun(x * 2, values[-1]))
+
+
+def test_equal_static_values_of_other_types_trace_anew():
+    f = fx.jit(lambda x, flag: x * (3.0 if isinstance(flag, bool) else 2.0), static_argnums=1)
+    x = np.ones(2)
+    for flag, expected in [(1, 2.0), (True, 3.0), (1, 2.0), (1.0, 2.0), (True, 3.0)]:
+        np.testing.assert_array_equal(f(x, flag), expected)
+    assert len(f._entries) == 3
+    g = fx.jit(f.fun, static_argnums=1)
+    g(x, 1)
+    assert "static argument 1 (flag) changed from 1 to True" in fx.explain_cache_miss(g, x, True)
+
+
+def test_static_objects_are_compared_by_identity_in_the_hot_call(monkeypatch):
+    f = fx.jit(lambda x, act: act(x), static_argnums=1)
+    x = np.linspace(-1, 1, 4)
+    for act in (fnp.tanh, fnp.sin, fnp.tanh, fnp.tanh):
+        _same_array(f(x, act), act(x))
+    _only_the_hot_call_from_now_on(f, monkeypatch)
+    _same_array(f(x, fnp.tanh), np.tanh(x))
+
+
+def keyword_fun(x, n, scale=1.0):
+    return x * n * scale
+
+
+def test_keyword_arguments_through_the_hot_call(monkeypatch):
+    f = fx.jit(keyword_fun)
+    x = np.linspace(0, 1, 3)
+    _same_array(f(x, 2, scale=0.5), keyword_fun(x, 2, 0.5))   # n: a traced Python int
+    _same_array(f(x, scale=3.0, n=2), keyword_fun(x, 2, 3.0))
+    _only_the_hot_call_from_now_on(f, monkeypatch)
+    _same_array(f(x, n=2, scale=0.25), keyword_fun(x, 2, 0.25))   # any keyword order
+
+
+def test_static_keyword_arguments_through_the_hot_call(monkeypatch):
+    f = fx.jit(static_fun, static_argnames="n")
+    x = np.linspace(0, 1, 3)
+    for n in (2, 3, 2):
+        _same_array(f(x, n=n, scale=2.0), static_fun(x, n, 2.0))
+    _only_the_hot_call_from_now_on(f, monkeypatch)
+    _same_array(f(x, scale=1.5, n=2), static_fun(x, 2, 1.5))
+
+
+CALLS = {   # each a way to call static_fun(x, 2, 0.5) or close to it
+    "positional": lambda f, x: f(x, 2, 0.5),
+    "keywords": lambda f, x: f(x, n=2, scale=0.5),
+    "one keyword": lambda f, x: f(x, 2, scale=0.5),
+    "default": lambda f, x: f(x, 2),
+    "float n keyword": lambda f, x: f(x, n=2.0, scale=0.5),
+    "big n": lambda f, x: f(x, 2 ** 63, scale=0.0),
+}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from(list(CALLS)), min_size=1, max_size=8))
+def test_any_sequence_of_keyword_calls_matches_eager(calls):
+    for name in calls:
+        expected = CALLS[name](keyword_fun, np.ones(2))
+        _same_array(CALLS[name](keyword_jit, np.ones(2)), expected)
+
+
+keyword_jit = fx.jit(keyword_fun)

@@ -4,7 +4,7 @@ built from fxgrad.numpy operations (elementwise with scalars and arrays, broadca
 reductions over axes, reshape/transpose, indexing, dot, scan, the patterns the stable
 rewrites look for) and for their gradient programs."""
 import numpy as np
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import fxgrad as fx
@@ -141,7 +141,8 @@ def assert_simplify_agrees(fun, args):
     closed = fx.make_jaxpr(fun)(*args)
     simple = fx.simplify(closed)
     assert simple.out_avals == closed.out_avals
-    assert len(simple.eqns) <= 2 * len(closed.eqns) + 10   # the stable forms add a few
+    # stable forms grow: log(logistic(x)) (2 equations) becomes 7, min(x, 0) - log1p(exp(-|x|))
+    assert len(simple.eqns) <= 4 * len(closed.eqns) + 10
     with np.errstate(all="ignore"):
         want = closed(*args)
     assume(all(np.all(np.isfinite(w)) and np.max(np.abs(w), initial=0) < 1e6 for w in want))
@@ -154,6 +155,8 @@ def assert_simplify_agrees(fun, args):
 
 @SETTINGS
 @given(random_programs(), inputs())
+@example(RandomProgram([("log_logistic", (i,)) for i in range(4)], outputs=(3, 4, 5, 6)),
+         (np.ones((2, 3)), np.ones(3), np.array(1.5)))   # stable forms, 8 equations to 28
 def test_simplified_random_programs_compute_the_same_values(program, args):
     assert_simplify_agrees(program, args)
 
