@@ -29,7 +29,7 @@ import numpy as np
 
 from fxgrad.api_util import as_input, normalize_argnums, trace_flat
 from fxgrad.config import config
-from fxgrad.core.errors import FxValueError, api_boundary
+from fxgrad.core.errors import FxTypeError, FxValueError, api_boundary
 from fxgrad.core.ir import ClosedProgram, Program
 from fxgrad.core.trace import Tracer
 from fxgrad.interpreters.evaluation import eval_program
@@ -199,6 +199,7 @@ class JitFunction:
         dyn_args = tuple(a for i, a in enumerate(args) if i not in statics)
         dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         flat, tree = tree_flatten((dyn_args, dyn_kw))
+        _check_aux_hashable(tree)
         flat = [as_input(x, "a jit argument") for x in flat]
         avals = tuple((x.shape, x.dtype) for x in flat)
         # static values with their types: 2, 2.0 and True are equal, but need not trace alike
@@ -395,6 +396,28 @@ def _is_cache_failure(err: Exception) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+def _check_aux_hashable(tree: PyTreeDef) -> None:
+    """jit keys its signatures by the pytree structure, custom nodes' aux data included."""
+    try:
+        hash(tree)
+    except TypeError:
+        node = _unhashable_node(tree)
+        raise FxTypeError(
+            f"jit: pytree node {node.node_type.__name__} has aux data {node.aux!r}, which is "
+            "not hashable; jit keys compiled code by the arguments' tree structure, so the "
+            "flatten function registered for it must return hashable aux data (a tuple "
+            "rather than a list, say)") from None
+
+
+def _unhashable_node(tree: PyTreeDef) -> PyTreeDef:
+    for child in tree.children:
+        try:
+            hash(child)
+        except TypeError:
+            return _unhashable_node(child)
+    return tree
 
 
 def _hashable(value: Any) -> Any:

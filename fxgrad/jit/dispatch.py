@@ -11,7 +11,8 @@ other call (another signature, a list, a view, a kernel that raises) goes to `mi
 the general path, which finds the signature's entry and makes it the hot one.
 
 Only signatures of arguments (positional or keyword) made of tuples, lists, dicts,
-None, namedtuples and dataclasses around `passable` leaves (C-contiguous arrays, 0-d
+None, namedtuples, dataclasses and registered nodes (their flatten function is called,
+its aux data compared) around `passable` leaves (C-contiguous arrays, 0-d
 arrays, Python floats, complex numbers, bools and ints in int64's range, numpy
 scalars), and static arguments (compared by type and value, or by identity), with no
 donated inputs, get a hot call; everything else goes through `Entry.run`.
@@ -101,7 +102,7 @@ def hot_call(call: Callable[..., Any], arguments: CallArgs, before: Sequence[Any
     names = [f"a{i}" for i in range(n)]
     env: dict[str, Any] = {"ndarray": np.ndarray, "empty": np.empty, "call": call,
                            "miss": miss, "fail": _fail(miss), "owner": owner,
-                           "finish": finish}
+                           "finish": finish, "flat_node": flat_node}
     kw_test = (f"kwargs.keys() == {_const(env, set(arguments.kwargs))}" if arguments.kwargs
                else "not kwargs")
     structure: list[str] = []
@@ -158,6 +159,11 @@ def _node_test(expr: str, x: Any, node: tuple[str, Any], env: dict[str, Any]) ->
     if kind == "dict":
         return f"type({expr}) is dict and {expr}.keys() == {_const(env, set(parts))}"
     test = f"type({expr}) is {_const(env, type(x))}"
+    if kind == "registered":   # the user's flatten function, then its aux data and arity
+        flatten, aux, children = parts
+        flat = _node_var(expr, env)
+        return (f"{test} and ({flat} := flat_node({_const(env, flatten)}, {expr}))[1] == "
+                f"{_const(env, aux)} and len({flat}[0]) == {len(children)}")
     # a namedtuple's or dataclass's class fixes its length; a tuple's or list's does not
     return f"{test} and len({expr}) == {len(x)}" if type(x) in (tuple, list) else test
 
@@ -170,17 +176,33 @@ def _child_exprs(expr: str, x: Any, node: tuple[str, Any], env: dict[str, Any]) 
         return [f"{expr}[{_const(env, k)}]" for k in parts]
     if kind == "fields":
         return [f"{expr}.{name}" for name in parts]
+    if kind == "registered":
+        return [f"{_node_var(expr, env)}[0][{i}]" for i in range(len(parts[2]))]
     return []
 
 
+def _node_var(expr: str, env: dict[str, Any]) -> str:
+    """The local holding the flattened registered node at `expr`: (children, aux)."""
+    names = env.setdefault("_node_vars", {})
+    return names.setdefault(expr, f"n{len(names)}")
+
+
+def flat_node(flatten: Callable[[Any], Any], x: Any) -> tuple[tuple[Any, ...], Any]:
+    children, aux = flatten(x)
+    return tuple(children), aux
+
+
 class Unsupported(Exception):
-    """A pytree node the hot call does not take apart (a registered custom node)."""
+    """An argument the hot call does not take: a registered node whose aux data is not
+    hashable, a Python int beyond int64."""
 
 
 def _node(x: Any) -> tuple[str, Any] | None:
-    """How tree_flatten takes `x` apart, if the hot call can do the same: ("seq", None)
-    for tuples, lists and namedtuples, ("dict", sorted keys), ("fields", dataclass
-    field names), ("none", None); None for a leaf. Raises Unsupported for other nodes."""
+    """How tree_flatten takes `x` apart, as the hot call does: ("seq", None) for tuples,
+    lists and namedtuples, ("dict", sorted keys), ("fields", dataclass field names),
+    ("none", None), ("registered", (flatten function, aux data, children)) for nodes
+    registered by the user; None for a leaf. Raises Unsupported for a registered node
+    whose aux data is not hashable."""
     kind = type(x)
     if kind in (tuple, list):
         return ("seq", None)
@@ -188,8 +210,14 @@ def _node(x: Any) -> tuple[str, Any] | None:
         return ("dict", tuple(tree_util.sorted_keys(x)))
     if x is None:
         return ("none", None)
-    if kind in tree_util._registry:
-        raise Unsupported(kind)
+    registered = tree_util._registry.get(kind)
+    if registered is not None:
+        children, aux = flat_node(registered.to_iterable, x)
+        try:
+            hash(aux)
+        except TypeError:
+            raise Unsupported(kind) from None
+        return ("registered", (registered.to_iterable, aux, children))
     if isinstance(x, tuple) and hasattr(kind, "_fields"):
         return ("seq", None)
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
@@ -205,6 +233,8 @@ def _values(x: Any, node: tuple[str, Any]) -> list[Any]:
         return [x[k] for k in parts]
     if kind == "fields":
         return [getattr(x, name) for name in parts]
+    if kind == "registered":
+        return list(parts[2])
     return []
 
 
@@ -292,7 +322,8 @@ def _key(a: Any) -> Any:
     node = _node(a)
     if node is None:
         return kind
-    return (kind, node[1] if node[0] == "dict" else None, *[_key(c) for c in _values(a, node)])
+    aux = node[1] if node[0] == "dict" else node[1][1] if node[0] == "registered" else None
+    return (kind, aux, *[_key(c) for c in _values(a, node)])
 
 
 def kernel_arguments(arguments: CallArgs) -> list[Any]:

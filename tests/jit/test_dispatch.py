@@ -339,19 +339,47 @@ def test_pytrees_unlike_the_hot_one_take_the_general_path(kind):
         _same_array(f(tree, y), tree_fun(tree, y))
 
 
-def test_registered_nodes_dict_subclasses_and_unsortable_keys_take_the_general_path(
-        monkeypatch):
+def test_dict_subclasses_and_unsortable_keys_take_the_general_path():
     f = fx.jit(tree_fun)
     f(PYTREES["dict"](), 1.0)
     with pytest.raises(fx.FxTypeError, match="OrderedDict"):   # not a pytree node
         f(collections.OrderedDict(PYTREES["dict"]()), 1.0)
     with pytest.raises(fx.FxTypeError, match="keys of types int, str, which do not sort"):
         f({1: 1.0, "a": 2.0}, 1.0)
-    tree = Pair(np.ones(2), (1.0, 2.0))
-    for _ in range(2):
-        _same_array(f(tree, 1.0), tree_fun(tree, 1.0))
-    assert f._hot_entry is None or f._hot_entry.key[0] != fx.tree_util.tree_structure(
-        ((tree, 1.0), {}))
+
+
+class Scaled:   # a registered node with aux data: its scale is static
+    def __init__(self, values, scale):
+        self.values, self.scale = values, scale
+
+
+fx.tree_util.register_pytree_node(Scaled, lambda s: (s.values, s.scale),
+                                  lambda scale, c: Scaled(list(c), scale))
+
+
+def scaled_fun(s, y):
+    return sum(fnp.sum(v) for v in s.values) * s.scale * y
+
+
+def test_registered_nodes_through_the_hot_call(monkeypatch):
+    f = fx.jit(scaled_fun)
+    y = np.ones(2)
+    calls = [Scaled([np.ones(2), 2.0], 3.0), Scaled([np.ones(2), 2.0], 4.0),   # other aux
+             Scaled([np.ones(2)], 3.0), Scaled([np.ones(2), 2.0], 3.0)]         # other arity
+    for s in calls:
+        _same_array(f(s, y), scaled_fun(s, y))
+    assert len(f._entries) == 3
+    _only_the_hot_call_from_now_on(f, monkeypatch)
+    s = Scaled([np.full(2, 5.0), 1.5], 3.0)
+    _same_array(f(s, y), scaled_fun(s, y))
+
+
+def test_registered_nodes_with_unhashable_aux_are_a_clear_error():
+    f = fx.jit(scaled_fun)
+    with pytest.raises(fx.FxTypeError, match=r"node Scaled has aux data \[3.0\], which is "
+                       "not hashable.*a tuple rather than a list"):
+        f(Scaled([np.ones(2)], [3.0]), 1.0)
+    assert float(f(Scaled([np.ones(2)], 3.0), 1.0)) == 6.0
 
 
 leaf_strategy = st.one_of(
