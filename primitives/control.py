@@ -335,7 +335,13 @@ def _scan_transpose(cts: Sequence[Any], *operands: Any, program: Program, num_co
 def _as_scalar(expr: str, aval: ShapedArray) -> str:
     """A rank-0 value as a numba scalar of exactly its dtype, so a carry keeps one type
     across iterations (literals, float32 promoted by numba); arrays pass through."""
-    return f"{np_dtype(aval.dtype)}({expr})" if aval.shape == () else expr
+    return _exact(expr, aval.dtype) if aval.shape == () else expr
+
+
+def _exact(expr: str, dtype: np.dtype) -> str:
+    """`expr` cast to `dtype`, except float64, which numba's arithmetic keeps (each cast
+    is a statement more for numba to compile, about a millisecond)."""
+    return expr if dtype == np.float64 else f"{np_dtype(dtype)}({expr})"
 
 
 def _hoist_const(ctx: Ctx, expr: str, aval: ShapedArray, bound: dict[str, Any]) -> Any:
@@ -357,7 +363,7 @@ def _carry_init(ctx: Ctx, value: str, aval: ShapedArray) -> Any:
         elems = load(ctx.builder, value, aval)
         names = [ctx.fresh("c") for _ in elems.exprs]
         for n, e in zip(names, elems.exprs):
-            ctx.emit(f"{n} = {np_dtype(aval.dtype)}({e})")
+            ctx.emit(f"{n} = {_exact(e, aval.dtype)}")
         return Elems(aval, names)
     name = ctx.fresh("c")
     ctx.emit(f"{name} = {_as_scalar(value, aval)}")
@@ -429,7 +435,7 @@ def _update_carries(ctx: Ctx, carries: Sequence[Any], outs: Sequence[Any],
         if isinstance(carry, Elems):
             new = out if isinstance(out, Elems) else load(ctx.builder, out, aval)
             targets += carry.exprs
-            values += [f"{np_dtype(aval.dtype)}({e})" for e in new.exprs]
+            values += [_exact(e, aval.dtype) for e in new.exprs]
         else:
             out = materialize(ctx.builder, out) if isinstance(out, Elems) else out
             targets.append(carry)

@@ -1,4 +1,5 @@
-"""Moving accumulations out of scan loops (Theano's `scan_push_out_add`).
+"""Moving accumulations out of scan loops (Theano's `scan_push_out_add`), and pruning a
+loop's inputs and outputs.
 
 The reverse-mode derivative of a loop accumulates each loop-invariant parameter's
 gradient in a carry, `acc = acc + term_t`. When nothing else in the body reads `acc`,
@@ -146,3 +147,92 @@ def push_out_accumulations(program: Program) -> Program | None:
 
 
 program_rewrites.append(push_out_accumulations)
+
+
+# ---------------------------------------------------------------- scan inputs and outputs
+# Reverse mode stacks a loop's residuals for the backward loop, one per use in the
+# linearized body; once the body is simplified two residuals are often the same value
+# (the same carry element read by two products), and some are read by nothing.
+
+def prune_scan_outputs(program: Program) -> Program | None:
+    """`program` with each scan's per-iteration outputs that nothing reads dropped, one
+    stacked twice stacked once, one that is an xs row replaced by the xs array, and
+    inputs passed twice passed once; None when no scan changes."""
+    used = {id(a) for e in program.eqns for a in e.inputs if isinstance(a, Var)}
+    used |= {id(v) for v in program.outvars if isinstance(v, Var)}
+    rename: dict[int, Atom] = {}
+    eqns, changed = [], False
+    for eqn in program.eqns:
+        eqn = _renamed_inputs(eqn, rename)
+        if eqn.prim is scan_p:
+            new = _merge_scan_inputs(_prune_ys(eqn, used, rename) or eqn)
+            changed = changed or new is not eqn
+            eqn = new
+        eqns.append(eqn)
+    if not changed:
+        return None
+    outvars = [rename.get(id(v), v) for v in program.outvars]
+    return Program(program.invars, eqns, outvars, program.num_consts)
+
+
+def _renamed_inputs(eqn: Eqn, rename: dict[int, Atom]) -> Eqn:
+    if not rename or not any(id(a) in rename for a in eqn.inputs):
+        return eqn
+    return Eqn(eqn.prim, [rename.get(id(a), a) for a in eqn.inputs], eqn.params, eqn.outputs)
+
+
+def _prune_ys(eqn: Eqn, used: set[int], rename: dict[int, Atom]) -> Eqn | None:
+    """The scan without unread, repeated or xs-forwarding ys, recording in `rename`
+    what stands for each dropped output that is read."""
+    body, num_carry, num_consts = eqn.params["program"], eqn.params["num_carry"], eqn.params["num_consts"]
+    first_x = num_consts + num_carry
+    xs_invars = {id(v): i for i, v in enumerate(body.invars) if i >= first_x}
+    keep = list(range(num_carry))
+    first: dict[int, int] = {}   # id of a body value -> the output kept for it
+    for k in range(num_carry, len(body.outvars)):
+        out, value = eqn.outputs[k], body.outvars[k]
+        if id(out) not in used:
+            continue
+        if isinstance(value, Var) and id(value) in xs_invars:   # y_t = x_t: ys is xs
+            rename[id(out)] = eqn.inputs[xs_invars[id(value)]]
+        elif isinstance(value, Var) and id(value) in first:
+            rename[id(out)] = eqn.outputs[first[id(value)]]
+        else:
+            first[id(value)] = k
+            keep.append(k)
+    if len(keep) == len(body.outvars):
+        return None
+    new_body = dce(Program(body.invars, body.eqns, [body.outvars[k] for k in keep],
+                           body.num_consts))
+    return Eqn(scan_p, eqn.inputs, {**eqn.params, "program": new_body},
+               [eqn.outputs[k] for k in keep])
+
+
+def _merge_scan_inputs(eqn: Eqn) -> Eqn:
+    """The scan reading a const or xs operand passed twice through one body input."""
+    body, num_consts = eqn.params["program"], eqn.params["num_consts"]
+    first_x = num_consts + eqn.params["num_carry"]
+    seen: dict[Any, int] = {}
+    body_rename: dict[int, Atom] = {}
+    drop = set()
+    for i, operand in enumerate(eqn.inputs):
+        if num_consts <= i < first_x or not isinstance(operand, Var):
+            continue
+        key = (id(operand), i < num_consts)
+        if key in seen:
+            body_rename[id(body.invars[i])] = body.invars[seen[key]]
+            drop.add(i)
+        else:
+            seen[key] = i
+    if not drop:
+        return eqn
+    keep = [i for i in range(len(eqn.inputs)) if i not in drop]
+    eqns = [_renamed_inputs(e, body_rename) for e in body.eqns]
+    outvars = [body_rename.get(id(v), v) for v in body.outvars]
+    new_body = Program([body.invars[i] for i in keep], eqns, outvars, body.num_consts)
+    n_consts = num_consts - sum(1 for i in drop if i < num_consts)
+    return Eqn(scan_p, [eqn.inputs[i] for i in keep],
+               {**eqn.params, "program": new_body, "num_consts": n_consts}, eqn.outputs)
+
+
+program_rewrites.append(prune_scan_outputs)

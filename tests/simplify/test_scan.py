@@ -1,6 +1,8 @@
 """push_out_accumulations: a scan carry that only accumulates (`acc = acc + term`) is
 summed after the loop — by one dot_general when the term is a product of per-iteration
-values — and the simplified program computes what the traced one does."""
+values — and the simplified program computes what the traced one does.
+prune_scan_outputs: per-iteration outputs nothing reads are dropped, repeated ones and
+inputs stacked once, an output that is an xs row replaced by the xs array."""
 import numpy as np
 import pytest
 
@@ -70,6 +72,11 @@ def test_pushed_out_carries_and_same_values(name):
     simple_carries = [e.params["num_carry"] for e in _scans(simple.program)]
     assert carries[-1] - simple_carries[-1] == pushed
     assert any(line.startswith("push_out_accumulations") for line in log) == bool(pushed)
+    _assert_same_values(f, args, closed, simple)
+
+
+def _assert_same_values(f, args, closed, simple):
+    """The simplified program and jit(f) compute what the traced program does."""
     want = eval_program(closed.program, [*closed.consts, *args])
     got = eval_program(simple.program, [*simple.consts, *args])
     for w, g in zip(want, got):
@@ -116,3 +123,89 @@ def test_carry_stays_when_its_stack_would_be_too_large(monkeypatch):
     assert [e.params["num_carry"] for e in _scans(fx.simplify(closed).program)] == [1]
     monkeypatch.setattr(scan_rewrite, "STACK_LIMIT", 28)
     assert [e.params["num_carry"] for e in _scans(fx.simplify(closed).program)] == [0]
+
+
+def _twice(c, xs):          # the same per-iteration value stacked twice
+    def body(h, x):
+        y = fnp.sin(h * x)
+        return h * 0.5 + x, (y, y * 1.0, x)
+    h, (a, b, same_x) = fx.scan(body, c, xs)
+    return h, a + b * 2.0, same_x
+
+
+def _unread(c, xs):         # a stacked output nothing reads
+    h, (a, b) = fx.scan(lambda h, x: (h * 0.5 + x, (fnp.cos(h), fnp.exp(x))), c, xs)
+    return h, a
+
+
+def _inputs_twice(c, xs):   # the same const and the same xs passed twice
+    def body(h, x):
+        x1, x2, k1, k2 = x
+        return h * k1 + x1 * x2 + k2, None
+    k = fnp.sin(c)
+    return fx.scan(lambda h, x: body(h, (*x, k, k)), c, (xs, xs))[0]
+
+
+def _rk4_loss(p, xs):       # reverse mode stacks residuals that are the same carry element
+    def f(s, x):
+        return fnp.stack([p[0] * (s[1] - s[0]), s[0] * (p[1] - s[2]) - s[1],
+                          s[0] * s[1] - p[2] * s[2]]) + x[:3] * 0.01
+    def step(s, x):
+        k1 = f(s, x)
+        k2 = f(s + 0.005 * k1, x)
+        return s + 0.01 * (k1 + k2) / 2.0, None
+    s, _ = fx.scan(step, fnp.ones(3), xs)
+    return fnp.sum(s ** 2)
+
+
+PRUNED = {  # name: (function, arguments)
+    "output stacked twice, xs forwarded": (_twice, (C, XS)),
+    "output nobody reads": (_unread, (C, XS)),
+    "inputs passed twice": (_inputs_twice, (C, XS)),
+    "gradient of a Runge-Kutta loop": (fx.grad(_rk4_loss), (np.array([10.0, 28.0, 2.5]), XS)),
+}
+
+
+def _stacked_outputs(program):
+    return sum(len(e.outputs) - e.params["num_carry"] for e in _scans(program))
+
+
+def _operands(program):
+    return sum(len(e.inputs) for e in _scans(program))
+
+
+@pytest.mark.parametrize("name", PRUNED)
+def test_pruned_scan_outputs_and_inputs_compute_the_same_values(name, monkeypatch):
+    f, args = PRUNED[name]
+    closed = fx.make_jaxpr(f)(*args)
+    log = []
+    simple = fx.simplify(closed, log)
+    assert any(line.startswith("prune_scan_outputs") for line in log)
+    from fxgrad.simplify import passes, scan as scan_rewrite
+    monkeypatch.setattr(passes, "program_rewrites", [
+        r for r in passes.program_rewrites if r is not scan_rewrite.prune_scan_outputs])
+    unpruned = fx.simplify(closed).program
+    assert _stacked_outputs(simple.program) + _operands(simple.program) < \
+        _stacked_outputs(unpruned) + _operands(unpruned)
+    _assert_same_values(f, args, closed, simple)
+
+
+def test_each_pruning_in_detail():
+    twice = fx.simplify(fx.make_jaxpr(_twice)(C, XS)).program
+    (scan,) = _scans(twice)
+    assert len(scan.outputs) == 2                        # h and y: y * 1.0 is y, x is xs
+    assert twice.outvars[2] is twice.invars[-1]          # the xs operand itself
+    unread = fx.simplify(fx.make_jaxpr(_unread)(C, XS)).program
+    assert [e.prim.name for e in _scans(unread)[0].params["program"].eqns] == [
+        "mul", "add", "cos"]                             # exp(x) is gone with its output
+    merged = fx.simplify(fx.make_jaxpr(_inputs_twice)(C, XS)).program
+    (scan,) = _scans(merged)
+    assert len(scan.inputs) == 3 and scan.params["num_consts"] == 1   # k, h, xs
+
+
+def test_rk4_gradient_stacks_each_residual_once():
+    closed = fx.make_jaxpr(fx.grad(_rk4_loss))(np.array([10.0, 28.0, 2.5]), XS)
+    forward = _scans(fx.simplify(closed).program)[0]
+    body = forward.params["program"]
+    ys = body.outvars[forward.params["num_carry"]:]
+    assert len({id(v) for v in ys}) == len(ys)
