@@ -101,6 +101,7 @@ class Builder:
         self.literals: list[Any] = []
         self.literal_names: list[str] = []
         self.literal_index: dict[tuple[str, bytes], str] = {}
+        self.zero_literals: set[str] = set()
         self.helpers: set[str] = set()
         self.parallel = False             # some loop is a prange: compile with parallel=True
         self.scalarize = False            # inside scan bodies: small arrays as scalars
@@ -157,6 +158,10 @@ class Builder:
         finally:
             self.indent -= 1
 
+    def is_zero(self, expr: str) -> bool:
+        """Whether `expr` names a hoisted float literal equal to zero."""
+        return expr in self.zero_literals
+
     def literal(self, lit: Literal) -> str:
         value = lit.val
         if value.dtype.kind == "f":
@@ -165,6 +170,8 @@ class Builder:
                 self.literal_index[key] = f"lit{len(self.literals)}"
                 self.literals.append(value[()])   # a numpy scalar: numba types it as one
                 self.literal_names.append(self.literal_index[key])
+                if value == 0:
+                    self.zero_literals.add(self.literal_index[key])
             return self.literal_index[key]
         if value.dtype.kind == "b":
             return "True" if bool(value) else "False"

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fxgrad.config import config
 from fxgrad.core.ir import Eqn, Literal, ShapedArray
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.jit import vecmath
@@ -126,14 +127,32 @@ def _bind(builder: Any, expr: str) -> str:
 def _elementwise(builder: Any, eqn: Eqn, ops: list[Elems], rule: Any) -> Elems:
     from fxgrad.jit.lowering import Ctx
     out = eqn.outputs[0].aval
-    exprs = []
+    exprs, kept = [], {}
     for k in range(out.size):
         args = [op.exprs[k] if op.aval.ndim else op.exprs[0] for op in ops]
-        exprs.append(rule.expr(Ctx(builder, eqn, [""]), *args, **eqn.params))
+        term = _nonzero_term(builder, eqn, args)
+        if term is not None:
+            kept[k] = term
+        exprs.append(term or rule.expr(Ctx(builder, eqn, [""]), *args, **eqn.params))
+    if kept:   # some elements pass an operand through: bind only the others
+        return Elems(out, [kept.get(k) or _bind(builder, e) for k, e in enumerate(exprs)])
     calls = [m for e in exprs if (m := re.fullmatch(r"vm_(\w+)\((\w+)\)", e))]
     if len(exprs) > 1 and len(calls) == len(exprs) and len({c[1] for c in calls}) == 1:
         return Elems(out, _vector_calls(builder, calls[0][1], [c[2] for c in calls]))
     return Elems(out, [_bind(builder, e) for e in exprs])
+
+
+def _nonzero_term(builder: Any, eqn: Eqn, args: list[str]) -> str | None:
+    """`x` for the element `x + 0`, `0 + x` or `x - 0` (as the simplifier's identities:
+    the sign of a zero sum may differ), where a zero padding or a zero cotangent meets
+    a value; None otherwise, or when the simplifier is off."""
+    name = eqn.prim.name
+    if name not in ("add", "sub") or not config.jit_simplify or \
+            eqn.outputs[0].aval.dtype != eqn.inputs[0].aval.dtype:
+        return None
+    if builder.is_zero(args[1]):
+        return args[0]
+    return args[1] if name == "add" and builder.is_zero(args[0]) else None
 
 
 def _vector_calls(builder: Any, name: str, args: list[str]) -> list[str]:

@@ -1,6 +1,9 @@
 """Lowering choices that exist for compile time or call overhead (fxgrad/jit/lowering.py,
 fxgrad/jit/scalarize.py): tiny arrays as scalars outside scans, the output parameter,
-no reshape of flat arrays, integer powers as products. Each must keep the values."""
+no reshape of flat arrays, integer powers as products, no additions of a zero padding.
+Each must keep the values."""
+import re
+
 import numpy as np
 import pytest
 
@@ -82,3 +85,22 @@ def test_integer_powers_as_numba_multiplies_them(n):
     np.testing.assert_array_equal(got, expected)
     body = _body(_source(lambda x: x ** n, x))
     assert (" ** " in body) == (abs(n) > 8)
+
+
+def test_zero_padding_added_to_values_adds_nothing(monkeypatch):
+    g = fx.grad(_gathered_gradient)   # pads of each partial derivative, added up
+    p = np.array([0.5, -1.5, 2.0])
+    assert _zero_additions(g, p) == []
+    np.testing.assert_allclose(fx.jit(g)(p), g(p), rtol=1e-15)
+    monkeypatch.setattr(fx.config, "jit_simplify", False)   # no identities without it
+    assert _zero_additions(g, p)
+    np.testing.assert_allclose(fx.jit(g)(p), g(p), rtol=1e-15)
+
+
+def _zero_additions(fun, *args):
+    """The kernel's lines that add or subtract a hoisted literal zero."""
+    lowered = fx.jit(fun).lower(*args)
+    source = lowered.as_text()
+    zeros = "|".join(f"lit{k}" for k, v in enumerate(lowered.entry.after) if v == 0)
+    pattern = re.compile(rf"[+-] ({zeros})\b|\b({zeros}) \+")
+    return [line for line in source.splitlines() if zeros and pattern.search(line)]
