@@ -16,7 +16,6 @@ at most `config.jit_cache_size` signatures, dropping the least recently used.
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import logging
 import os
@@ -33,7 +32,7 @@ from fxgrad.core.errors import FxTypeError, FxValueError, api_boundary
 from fxgrad.core.ir import ClosedProgram, Program
 from fxgrad.core.trace import Tracer
 from fxgrad.interpreters.evaluation import eval_program
-from fxgrad.jit import dispatch, runtime
+from fxgrad.jit import dispatch, runtime, signatures
 from fxgrad.jit.cache import load_kernel, recompile_in_memory
 from fxgrad.jit.lowering import lower_program
 from fxgrad.tree_util import PyTreeDef, tree_flatten, tree_unflatten
@@ -179,20 +178,20 @@ class JitFunction:
                  static_argnames: Sequence[str], donate_argnums: Sequence[int]):
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.static_argnums = tuple(static_argnums)
-        self.static_argnames = tuple(static_argnames)
+        self.static_argnums, self.static_argnames = signatures.infer_statics(
+            fun, static_argnums, static_argnames)
         self.donate_argnums = tuple(donate_argnums)
         self._entries: dict[Any, Entry] = {}
         self._fast: dict[Any, Entry] = {}
         self._lock = threading.Lock()     # guards changes to _entries and _fast
         self._hot: Callable[[tuple[Any, ...], dict[str, Any]], Any] = self._dispatch
         self._hot_entry: Entry | None = None   # whose inline cache `_hot` is (jit.dispatch)
-        self._statics: dict[int, tuple[int, ...] | None] = {}   # by number of positional args
+        self._statics: dict[int, tuple[int, ...]] = {}   # static positions by number of args
         with _live_lock:
             _live.add(self)
 
     def _split(self, args: tuple[Any, ...], kwargs: dict) -> tuple[Any, list[Any], PyTreeDef, tuple[Any, ...]]:
-        statics = normalize_argnums(self.static_argnums, len(args), "jit") if self.static_argnums else ()
+        statics = signatures.static_positions(self.static_argnums, len(args))
         static_vals = _hashable(tuple(args[i] for i in statics))
         static_kw = _hashable(tuple(sorted((k, v) for k, v in kwargs.items()
                                            if k in self.static_argnames)))
@@ -226,7 +225,7 @@ class JitFunction:
         entry = self._entries.get(key)
         if entry is None:
             signature = self._signature(args, kwargs, statics)
-            cause = _miss_cause(signature, [e.signature for e in list(self._entries.values())])
+            cause = signatures.miss_cause(signature, [e.signature for e in list(self._entries.values())])
             entry = self._compile(flat, tree, args, kwargs, statics, cause)
             entry.signature, entry.key = signature, key
             with self._lock:   # another thread may have stored this signature meanwhile
@@ -267,14 +266,7 @@ class JitFunction:
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict,
                    statics: tuple[int, ...]) -> dict[str, Any]:
-        """Per argument (named as the user knows it): its static value, or its pytree
-        structure and leaf shapes and dtypes. Cache misses are explained from these."""
-        names = _parameter_names(self.fun)
-        labelled = [(f"argument {i}" + (f" ({names[i]})" if i < len(names) else ""), a,
-                     i in statics) for i, a in enumerate(args)]
-        labelled += [(f"keyword argument {k!r}", v, k in self.static_argnames)
-                     for k, v in sorted(kwargs.items())]
-        return {label: _describe(value, static) for label, value, static in labelled}
+        return signatures.describe(self.fun, args, kwargs, statics, self.static_argnames)
 
     def _compile(self, flat: list[Any], tree: PyTreeDef, args: tuple[Any, ...], kwargs: dict,
                  statics: tuple[int, ...], cause: str = "") -> Entry:
@@ -296,7 +288,7 @@ class JitFunction:
         arguments (see jit.dispatch; the key holds shapes, strides, dtypes, containers
         and static values) becomes the hot one; anything else takes `_call`."""
         arguments = self._arguments(args, kwargs)
-        if arguments is not None and not config.disable_jit:
+        if not config.disable_jit:
             try:
                 entry = self._fast.get(key := dispatch.fast_key(arguments))
             except TypeError:   # unsortable dict keys, unhashable statics: `_call` reports them
@@ -307,21 +299,14 @@ class JitFunction:
                 return entry.run(dispatch.kernel_arguments(arguments))
         return self._call(args, kwargs)
 
-    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dispatch.CallArgs | None:
-        """The call with its static arguments marked; None if `static_argnums` does not
-        fit it (`_call` reports that)."""
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dispatch.CallArgs:
+        """The call with its static arguments marked."""
         if not self.static_argnums:
             return dispatch.CallArgs(args, kwargs, (), self.static_argnames)
         n = len(args)
         if n not in self._statics:
-            try:
-                self._statics[n] = normalize_argnums(self.static_argnums, n, "jit")
-            except FxValueError:
-                self._statics[n] = None
-        positions = self._statics[n]
-        if positions is None:
-            return None
-        return dispatch.CallArgs(args, kwargs, positions, self.static_argnames)
+            self._statics[n] = signatures.static_positions(self.static_argnums, n)
+        return dispatch.CallArgs(args, kwargs, self._statics[n], self.static_argnames)
 
     def _make_hot(self, entry: Entry, arguments: dispatch.CallArgs, key: Any) -> None:
         if key not in entry.hots and entry.compiled:
@@ -347,7 +332,6 @@ class JitFunction:
             return tree_unflatten(entry.out_tree, outs)
         # later calls like this one may skip flattening (see jit.dispatch.passable)
         arguments = self._arguments(args, kwargs)
-        assert arguments is not None   # `_entry` checked static_argnums
         leaves = dispatch.raw_leaves(arguments)
         fast = leaves is not None and len(leaves) == len(flat) and all(
             dispatch.passable(x, a) for x, a in zip(flat, leaves))
@@ -429,72 +413,6 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _parameter_names(fun: Callable[..., Any]) -> list[str]:
-    """Names of `fun`'s positional parameters, to name arguments in explanations."""
-    try:
-        params = inspect.signature(fun).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [p.name for p in itertools.takewhile(lambda p: p.kind in kinds, params)]
-
-
-def _describe(value: Any, static: bool) -> tuple[Any, ...]:
-    if static:
-        return ("static", value, type(value))
-    leaves, tree = tree_flatten(value)
-    leaves = [as_input(x, "a jit argument") for x in leaves]
-    return ("dynamic", tree, tuple((tuple(x.shape), np.dtype(x.dtype)) for x in leaves))
-
-
-def _compare(label: str, old: tuple[Any, ...], new: tuple[Any, ...]) -> list[str]:
-    """What changed in one argument, in words (empty when nothing did)."""
-    if old == new:
-        return []
-    if old[0] != new[0]:
-        return [f"{label} changed from {old[0]} to {new[0]}"]
-    if old[0] == "static":
-        return [f"static {label} changed from {old[1]!r} to {new[1]!r}"]
-    if old[1] != new[1]:
-        return [(f"{label} changed pytree structure from {_tree_text(old[1])} "
-                 f"to {_tree_text(new[1])}")]
-    changes = []
-    for i, ((old_shape, old_dtype), (shape, dtype)) in enumerate(zip(old[2], new[2])):
-        parts = [f"shape from {old_shape} to {shape}"] if old_shape != shape else []
-        parts += [f"dtype from {old_dtype} to {dtype}"] if old_dtype != dtype else []
-        if parts:
-            where = label if len(new[2]) == 1 else f"{label} leaf {i}"
-            changes.append(f"{where} changed {' and '.join(parts)}")
-    return changes
-
-
-def _tree_text(tree: PyTreeDef) -> str:
-    """A pytree structure with its node data (dict keys, field names) shown."""
-    if tree.node_type is None:
-        return "*"
-    inner = ", ".join(_tree_text(c) for c in tree.children)
-    aux = f"{tree.aux!r}: " if tree.aux is not None else ""
-    return f"{tree.node_type.__name__}({aux}{inner})"
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    found = [f"{label} was not passed before" for label in new if label not in old]
-    found += [f"{label} is no longer passed" for label in old if label not in new]
-    for label, described in new.items():
-        if label in old:
-            found += _compare(label, old[label], described)
-    return found
-
-
-def _miss_cause(signature: dict[str, Any], cached: list[dict[str, Any]]) -> str:
-    """Why `signature` misses the cache: "first call", or what changed relative to the
-    closest cached signature (the fewest differences; the latest of equally close)."""
-    if not cached:
-        return "first call"
-    closest = min((_differences(old, signature) for old in reversed(cached)), key=len)
-    return "; ".join(closest) or "the arguments match a cached signature"
-
-
 @api_boundary
 def explain_cache_miss(jitted: Any, /, *args: Any, **kwargs: Any) -> str:
     """Would `jitted(*args, **kwargs)` compile anew, and why? Compares the call's
@@ -515,7 +433,7 @@ def explain_cache_miss(jitted: Any, /, *args: Any, **kwargs: Any) -> str:
     if key in jitted._entries:
         return (f"{name}: this call would hit the cache (its signature is one of the "
                 f"{len(cached)} compiled)")
-    cause = _miss_cause(jitted._signature(args, kwargs, statics), cached)
+    cause = signatures.miss_cause(jitted._signature(args, kwargs, statics), cached)
     return f"{name}: this call would compile a new signature: {cause}"
 
 
@@ -559,7 +477,8 @@ def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence
     >>> float(f(fnp.zeros(3)))
     0.0
     """
-    as_tuple = lambda v: (v,) if isinstance(v, (int, str)) else tuple(v)  # noqa: E731
+    as_tuple = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (  # noqa: E731
+        () if v is None else (v,))
     if fun is None:
         return functools.partial(jit, static_argnums=static_argnums,
                                  static_argnames=static_argnames, donate_argnums=donate_argnums)

@@ -50,6 +50,50 @@ def test_static_argnums_and_argnames():
         fx.jit(lambda x, s: x, static_argnums=1)(1.0, [1, 2])
 
 
+def sized(x, n, scale=1.0):
+    return scale * x * float(len(range(n)))   # needs a concrete n
+
+
+@pytest.mark.parametrize("kw", [{"static_argnums": 1}, {"static_argnames": "n"},
+                                {"static_argnums": -2}], ids=["argnums", "argnames", "negative"])
+def test_static_arguments_by_position_or_keyword_as_in_jax(kw):
+    f = fx.jit(sized, **kw)
+    assert (f.static_argnums, f.static_argnames) == ((1,), ("n",))
+    x = np.ones(2)
+    for got, scale in [(f(x, 3), 1.0), (f(x, n=3), 1.0), (f(x, 3, 2.0), 2.0),
+                       (f(x, scale=2.0, n=3), 2.0)]:
+        np.testing.assert_allclose(got, sized(x, 3, scale))
+
+
+def test_static_argnums_and_argnames_both_given_are_taken_as_they_are():
+    f = fx.jit(sized, static_argnums=1, static_argnames="scale")
+    assert (f.static_argnums, f.static_argnames) == ((1,), ("scale",))
+    with pytest.raises(fx.ConcretizationError):
+        f(np.ones(2), n=3)   # n by keyword is dynamic: not inferred when both are given
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"static_argnums": 3}, r"static_argnums=\(3,\), but the function takes 3 positional "
+                            r"arguments; valid positions are 0..2"),
+    ({"static_argnums": -4}, "valid positions are 0..2"),
+    ({"static_argnames": ("n", "m")}, r"static_argnames names 'm', which the function does "
+                                      r"not take by keyword; its parameters are x, n, scale"),
+    ({"static_argnums": 1.0}, r"static_argnums must be ints, got \(1.0,\)"),
+    ({"static_argnames": 1}, r"static_argnames must be strings"),
+])
+def test_static_arguments_the_function_cannot_take_are_errors_at_jit(kw, message):
+    with pytest.raises(fx.FxValueError, match=message):
+        fx.jit(sized, **kw)
+
+
+def test_static_arguments_of_functions_taking_star_args():
+    f = fx.jit(lambda *args, **kw: args[0] * len(range(args[1])) * kw.get("s", 1.0),
+               static_argnums=1, static_argnames="s")
+    np.testing.assert_allclose(f(np.ones(2), 3, s=2.0), 6.0)
+    np.testing.assert_allclose(fx.jit(lambda *a: a[0] * 2.0, static_argnums=5)(1.0), 2.0)
+    assert fx.jit(np.sin, static_argnums=None).static_argnums == ()   # no signature
+
+
 def test_pytrees_kwargs_scalars_and_dtypes():
     f = fx.jit(lambda p, x, bias=0.0: {"y": p["w"] * x + bias, "n": fnp.sum(x)})
     out = f({"w": np.float32(2.0)}, np.ones(3, np.float32), bias=np.float32(1.0))
