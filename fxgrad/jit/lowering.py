@@ -52,8 +52,8 @@ def fx_tanh(x):
     return math.copysign(1.0 - 2.0 / (math.exp(2.0 * a) + 1.0), x)
 """,
     # SIMD libm functions (see fxgrad.jit.vecmath), imported rather than defined
-    **{f"{prefix}_{name}": f"from fxgrad.jit.vecmath import {prefix}_{name}"
-       for name in vecmath.UNARY for prefix in ("vm", "vmx")},
+    **{helper: f"from fxgrad.jit.vecmath import {helper}"
+       for name in vecmath.UNARY for helper in (f"vm_{name}", f"vm_{name}f", f"vmx_{name}")},
 }
 
 
@@ -206,8 +206,9 @@ class Ctx:
         return name
 
     def math_call(self, name: str, x: str, scalar_module: str = "np") -> str:
-        """`name(x)` for a libm function: the vectorizable `vm_<name>` for float64 where
-        fxgrad.jit.vecmath is available, numba's scalar `np.<name>` otherwise."""
+        """`name(x)` for a libm function: the vectorizable `vm_<name>` (float64) or
+        `vm_<name>f` (float32) where fxgrad.jit.vecmath is available, numba's scalar
+        `np.<name>` otherwise."""
         vector = vecmath.lowering_name(name, self.in_avals[0].dtype)
         return f"{self.helper(vector)}({x})" if vector else f"{scalar_module}.{name}({x})"
 

@@ -137,7 +137,8 @@ def _elementwise(builder: Any, eqn: Eqn, ops: list[Elems], rule: Any) -> Elems:
     if kept:   # some elements pass an operand through: bind only the others
         return Elems(out, [kept.get(k) or _bind(builder, e) for k, e in enumerate(exprs)])
     calls = [m for e in exprs if (m := re.fullmatch(r"vm_(\w+)\((\w+)\)", e))]
-    if len(exprs) > 1 and len(calls) == len(exprs) and len({c[1] for c in calls}) == 1:
+    if len(exprs) > 1 and len(calls) == len(exprs) and len({c[1] for c in calls}) == 1 \
+            and calls[0][1] in vecmath.UNARY:   # float64 (`vm_expf` has no lane calls)
         return Elems(out, _vector_calls(builder, calls[0][1], [c[2] for c in calls]))
     return Elems(out, [_bind(builder, e) for e in exprs])
 

@@ -10,6 +10,10 @@ attribute; LLVM's loop vectorizer then widens the call, and the scalar tail of a
 still calls libm. The alias matters: a call to `exp` itself would be turned into LLVM's
 `llvm.exp` intrinsic, which the backend scalarizes again.
 
+float32 has its own set (`vm_expf`, ...: `_ZGVdN8v_expf` computes eight float32 exps
+in one AVX2 register), as numba would otherwise call libm's float32 functions one
+element at a time.
+
 Available on Linux x86-64 with glibc >= 2.35 (tanh, expm1, erf, ... joined libmvec
 there). Elsewhere, or with `FXGRAD_VECTOR_MATH=0`, `lowering_name` returns None and
 lowerings call numpy's scalar functions as before.
@@ -41,7 +45,8 @@ def _wanted() -> bool:
 
 def _variant_isas(mvec: Any) -> list[tuple[str, int]]:
     """The libmvec ISA variants this process can call with LLVM's calling convention:
-    only those whose vector registers numba's target machine has."""
+    only those whose vector registers numba's target machine has, with every function
+    in both precisions (float32 variants take twice the lanes)."""
     from numba.core import config
     cpu_name, cpu_features = getattr(config, "CPU_NAME", None), getattr(config, "CPU_FEATURES", None)
     host = llvm.get_host_cpu_features() if not cpu_name else {}
@@ -50,6 +55,7 @@ def _variant_isas(mvec: Any) -> list[tuple[str, int]]:
     for letter, lanes, feature in _ISAS:
         if feature == "sse2" or host.get(feature) or f"+{feature}" in chosen:
             names = [f"_ZGV{letter}N{lanes}v_{name}" for name in UNARY]
+            names += [f"_ZGV{letter}N{2 * lanes}v_{name}f" for name in UNARY]
             if all(hasattr(mvec, n) for n in names):
                 isas.append((letter, lanes))
     return isas
@@ -66,7 +72,7 @@ def _load() -> list[tuple[str, int]]:
         if not isas:
             return []
         llvm.load_library_permanently("libmvec.so.1")
-        for name in UNARY:
+        for name in [*UNARY, *(f"{name}f" for name in UNARY)]:
             address = ctypes.cast(getattr(libm, name), ctypes.c_void_p).value
             llvm.add_symbol(f"fxgrad_{name}", address)
         return isas
@@ -96,14 +102,17 @@ def _keep(module: ir.Module, fn: ir.Function) -> None:
     used.initializer = ir.Constant(array, [*items, fn])
 
 
-def _declare(module: ir.Module, name: str) -> ir.Function:
-    """The scalar alias `fxgrad_<name>`, pure, naming its vector variants."""
-    double = ir.DoubleType()
-    scalar = cgutils.get_or_insert_function(module, ir.FunctionType(double, [double]),
+def _declare(module: ir.Module, name: str, single: bool = False) -> ir.Function:
+    """The scalar alias `fxgrad_<name>` (`fxgrad_<name>f` in float32), pure, naming its
+    vector variants."""
+    element = ir.FloatType() if single else ir.DoubleType()
+    name = f"{name}f" if single else name
+    scalar = cgutils.get_or_insert_function(module, ir.FunctionType(element, [element]),
                                             f"fxgrad_{name}")
     variants = []
     for letter, lanes in ISAS:
-        vector = ir.VectorType(double, lanes)
+        lanes = 2 * lanes if single else lanes
+        vector = ir.VectorType(element, lanes)
         vname = f"_ZGV{letter}N{lanes}v_{name}"
         _keep(module, cgutils.get_or_insert_function(
             module, ir.FunctionType(vector, [vector]), vname))
@@ -127,8 +136,25 @@ def _unary_intrinsic(name: str) -> Callable[..., Any]:
     return intrinsic(typer)
 
 
+def _unary_intrinsic_f32(name: str) -> Callable[..., Any]:
+    """`vm_<name>f`: float32 in and out; a float64 argument (numba's arithmetic may
+    have widened a float32 value) is rounded to float32 first, as the kernel would."""
+    def typer(typingctx: Any, x: Any) -> Any:
+        if x not in (types.float32, types.float64):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            arg = context.cast(builder, args[0], signature.args[0], types.float32)
+            return builder.call(_declare(builder.module, name, single=True), [arg])
+        return types.float32(x), codegen
+    typer.__name__ = f"vm_{name}f"
+    return intrinsic(typer)
+
+
 vm_exp, vm_log, vm_log1p, vm_expm1, vm_sin, vm_cos, vm_tan, vm_tanh, vm_erf, vm_erfc = (
     _unary_intrinsic(name) for name in UNARY)
+(vm_expf, vm_logf, vm_log1pf, vm_expm1f, vm_sinf, vm_cosf, vm_tanf, vm_tanhf, vm_erff,
+ vm_erfcf) = (_unary_intrinsic_f32(name) for name in UNARY)
 
 
 # Lanes of the explicit vector calls `vmx_<name>(a, b, ...)` (scan bodies with small
@@ -229,7 +255,8 @@ def __getattr__(name: str) -> Any:
 
 
 def lowering_name(name: str, dtype: Any) -> str | None:
-    """`vm_<name>` when a float64 `name` can use vector math here, else None."""
-    if not AVAILABLE or name not in UNARY or str(dtype) != "float64":
+    """`vm_<name>` (float64) or `vm_<name>f` (float32) when `name` can use vector math
+    here, else None."""
+    if not AVAILABLE or name not in UNARY or str(dtype) not in ("float64", "float32"):
         return None
-    return f"vm_{name}"
+    return f"vm_{name}" if str(dtype) == "float64" else f"vm_{name}f"

@@ -96,10 +96,29 @@ def test_fused_elementwise_kernel_uses_vector_math_and_agrees_with_eager():
                                fx.grad(lambda x: fnp.sum(f(x)))(x), rtol=1e-12, atol=1e-15)
 
 
-def test_float32_keeps_numpy_scalar_functions():
-    x = np.linspace(-2, 2, 9, dtype=np.float32)
-    assert "vm_" not in fx.jit(fnp.exp).lower(x).as_text()
-    np.testing.assert_allclose(fx.jit(fnp.exp)(x), np.exp(x), rtol=1e-6)
+@pytest.mark.skipif(not vecmath.AVAILABLE, reason="no libmvec on this platform")
+@pytest.mark.parametrize("name", vecmath.UNARY)
+def test_float32_vectorized_loop_within_4_ulp(name):
+    x = np.concatenate([_inputs(name), [1e-40, -1e-40, 88.0, 89.0, -103.0, 3e38]])
+    x = x[(x >= DOMAIN.get(name, (-np.inf,))[0]) | np.isnan(x)].astype(np.float32)
+    with np.errstate(all="ignore"):   # correctly rounded: float64 libm, then float32
+        want = np.array([_libm(name, float(v)) for v in x]).astype(np.float32)
+    loop, out = _loop_kernel(getattr(vecmath, f"vm_{name}f")), np.empty_like(x)
+    loop(x, out)
+    assert out.dtype == np.float32 and np.max(_ulps(out, want)) <= 4
+    assert re.search(r"_ZGV\w+_" + name + r"f\b", loop.inspect_asm(loop.signatures[0]))
+
+
+def test_float32_fused_kernel_uses_float32_vector_math():
+    f = lambda x: fnp.tanh(x) * fnp.sin(x) ** 2 + fnp.exp(-x * x) + expit(x)
+    x = np.linspace(-6, 6, 1001, dtype=np.float32)
+    source = fx.jit(f).lower(x).as_text()
+    assert ("vm_tanhf" in source and "vm_expf" in source) == vecmath.AVAILABLE
+    got = fx.jit(f)(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, f(x.astype(np.float64)), rtol=2e-6, atol=2e-6)
+    g = fx.grad(lambda x: fnp.sum(f(x)))
+    np.testing.assert_allclose(fx.jit(g)(x), g(x.astype(np.float64)), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("state", [1, 3, 4, 5, 8])
