@@ -20,7 +20,7 @@ from fxgrad.config import config
 from fxgrad.core.ir import Eqn, Literal, ShapedArray
 from fxgrad.interpreters.evaluation import impl_rules
 from fxgrad.jit import vecmath
-from fxgrad.jit.lowering import HELPERS
+from fxgrad.jit.lowering import HELPERS, Fill
 
 LIMIT = 64
 _MOVES = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice",
@@ -77,6 +77,8 @@ def as_elems(builder: Any, env: dict[int, Any], atom: Any) -> Elems:
     value = env[id(atom)]
     if isinstance(value, Elems):
         return value
+    if isinstance(value, Fill):
+        return Elems(atom.aval, [value.expr] * atom.aval.size)
     loaded = builder.loaded.get(value)
     if loaded is None:
         loaded = builder.loaded[value] = load(builder, value, atom.aval)

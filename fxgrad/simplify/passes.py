@@ -233,10 +233,11 @@ def _simplify(program: Program, consts: list[Any], log: list[str] | None,
     """simplify_program, also saying whether a whole-program rewrite changed it;
     `bodies` remembers scan bodies already simplified (see Rewriter)."""
     bodies = {} if bodies is None else bodies
-    const_values = {id(v): c for v, c in zip(program.invars, consts)
-                    if isinstance(c, np.ndarray) or np.isscalar(c)}
     names = _Printer()
     names.program(program, indent=0)   # the log names variables as `print(program)` does
+    program, consts = _broadcast_uniform_consts(program, consts, log, names)
+    const_values = {id(v): c for v, c in zip(program.invars, consts)
+                    if isinstance(c, np.ndarray) or np.isscalar(c)}
     program, folded = _rewrite_to_fixed_point(program, const_values, log, max_iterations, names,
                                               bodies)
     candidate = polynomial_normal_form(program, config.simplify_assume_finite)
@@ -260,6 +261,32 @@ def _simplify(program: Program, consts: list[Any], log: list[str] | None,
             program, folded = _rewrite_to_fixed_point(rewritten, const_values, log,
                                                       max_iterations, names, bodies)
     return (*_drop_unused_consts(*_materialise_folded(program, consts, folded)), restructured)
+
+
+def _broadcast_uniform_consts(program: Program, consts: list[Any], log: list[str] | None,
+                              names: _Printer) -> tuple[Program, list[Any]]:
+    """Constant inputs of more than _FOLD_LIMIT equal elements (a fill made while
+    tracing: the 0.0 of `where(c, x, 0.0)` broadcast to c's shape) as a broadcast of one
+    literal, which jit fuses into its loops instead of reading an array."""
+    from fxgrad.primitives.shape import broadcast_in_dim_p
+    k = program.num_consts
+    kept: list[tuple[Var, Any]] = []
+    fills: list[Eqn] = []
+    for var, value in zip(program.invars[:k], consts):
+        if isinstance(value, np.ndarray) and value.size > _FOLD_LIMIT and \
+                np.all(value == value.flat[0]):
+            fill = Literal(value.flat[0])
+            fills.append(Eqn(broadcast_in_dim_p, [fill],
+                             {"shape": value.shape, "broadcast_dimensions": ()}, [var]))
+            if log is not None:
+                log.append(f"uniform constant: {names.name(var)} -> broadcast {fill!r}")
+        else:
+            kept.append((var, value))
+    if not fills:
+        return program, consts
+    invars = [v for v, _ in kept] + program.invars[k:]
+    return (Program(invars, fills + program.eqns, program.outvars, len(kept)),
+            [c for _, c in kept])
 
 
 def _rewrite_to_fixed_point(program: Program, const_values: dict[int, Any],

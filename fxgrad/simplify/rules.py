@@ -456,6 +456,10 @@ def broadcast_identities(rw: Any, x: Atom, **params: Any) -> Atom | None:
     dims = tuple(params["broadcast_dimensions"])
     if tuple(params["shape"]) == x.aval.shape and dims == tuple(range(x.aval.ndim)):
         return x
+    if x.aval.ndim and x.aval.size == 1 and params["shape"]:   # one element: a fill
+        element = rw.emit(shape.reshape_p, x, new_sizes=())
+        return rw.emit(shape.broadcast_in_dim_p, element, shape=params["shape"],
+                       broadcast_dimensions=())
     inner = made_by(rw, x, shape.broadcast_in_dim_p)
     if inner is None:
         return None

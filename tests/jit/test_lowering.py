@@ -104,3 +104,25 @@ def _zero_additions(fun, *args):
     zeros = "|".join(f"lit{k}" for k, v in enumerate(lowered.entry.after) if v == 0)
     pattern = re.compile(rf"[+-] ({zeros})\b|\b({zeros}) \+")
     return [line for line in source.splitlines() if zeros and pattern.search(line)]
+
+
+def test_broadcast_scalars_are_read_as_scalars_in_fused_loops():
+    x = np.linspace(-1, 1, 1000)
+    relu = lambda x: fnp.where(x > 0, x, 0.0) * fnp.exp(x)   # noqa: E731
+    body = _body(_source(relu, x))
+    assert "np.full" not in body and body.count("for ") == 1
+    np.testing.assert_allclose(fx.jit(relu)(x), np.where(x > 0, x, 0.0) * np.exp(x),
+                               rtol=1e-15)
+    from fxgrad.scipy.special import logsumexp
+    body = _body(_source(logsumexp, x))
+    assert "np.full" not in body and "np.empty((1000,)" in body   # no filled peak array
+    np.testing.assert_allclose(fx.jit(logsumexp)(x), logsumexp(x), rtol=1e-14)
+
+
+def test_a_fill_a_statement_needs_is_filled_once():
+    A = np.linspace(0, 1, 40 * 30).reshape(40, 30)
+    f = lambda x: (fnp.full((30, 40), x[0]) @ A) + x[1]   # noqa: E731
+    x = np.array([2.0, 3.0])
+    body = _body(_source(f, x))
+    assert body.count("np.full") == 1
+    np.testing.assert_allclose(fx.jit(f)(x), np.full((30, 40), 2.0) @ A + 3.0, rtol=1e-14)

@@ -167,6 +167,24 @@ def test_large_fills_are_not_materialised():
     assert_same_values(closed, simple)
 
 
+def test_uniform_constants_become_broadcast_literals():
+    x = np.linspace(-1, 1, 1000)
+    closed, simple, log = simplified(lambda x: fnp.where(x > 0, x, 0.0) + fnp.ones(1000), x)
+    assert [c.shape for c in closed.consts] == [(1000,), (1000,)]   # 0.0 and 1.0 fills
+    assert simple.consts == [] and "uniform constant: a -> broadcast 0.0" in log
+    small, _, small_log = simplified(lambda x: fnp.where(x > 0, x, 0.0), x[:8])
+    assert not any(line.startswith("uniform") for line in small_log)   # folded anyway
+    varied = np.arange(1000.0)
+    assert fx.simplify(fx.make_jaxpr(lambda x: x + varied)(x)).consts[0] is not None
+
+
+def test_broadcast_of_one_element_is_a_fill():
+    x = np.linspace(-1, 1, 1000)
+    closed, simple, _ = simplified(lambda x: fnp.where(x > 0.5, fnp.max(x, keepdims=True), x), x)
+    fills = [e for e in simple.eqns if e.prim.name == "broadcast_in_dim"]
+    assert [e.inputs[0].aval.shape for e in fills] == [()]
+
+
 def test_unused_constants_are_dropped():
     fun = fx.grad(lambda x: fnp.sum(fnp.sin(x) * 2.0))
     closed, simple, _ = simplified(fun, np.ones(3))
