@@ -5,8 +5,17 @@ Operands defined outside the run are read through flat views, one element per
 iteration; a broadcast scalar (`Fill`) is the scalar itself; values used after the run
 are stored. Loops over at least PARALLEL_MIN elements run on all cores (numba's
 `prange`).
+
+A run with reductions over at least 2 * BLOCK elements (or a full reduction of an
+array of at least STANDALONE_MIN elements, a run of its own) is cut into blocks: each block computes its elements
+in a loop with no loop-carried dependence, which LLVM vectorizes, SIMD libm calls
+included, staging the values to reduce in a scratch row; LANES accumulators fold the
+row into the block's partial result, and the partials are folded the same way after
+the loop. Blocks run in parallel; the result does not depend on the thread count.
 """
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -14,16 +23,36 @@ from fxgrad.core.ir import Eqn, Var
 from fxgrad.jit.lowering import Builder, Ctx, Fill, _read, _rule, np_dtype
 
 _REDUCTIONS = ("reduce_sum", "reduce_max", "reduce_min")
+BLOCK = 1024   # elements per block of a loop with reductions: its scratch rows stay in L1
+LANES = 4      # independent accumulators folding a block (the adds' latency overlaps)
+
+
+def run_shape(run: list[tuple[int, Eqn]]) -> tuple[int, ...]:
+    """The shape a run loops over (a run may start with a reduction of an array)."""
+    first = run[0][1]
+    return (first.inputs[0] if first.prim.name in _REDUCTIONS else first.outputs[0]).aval.shape
+
+
+def _full_reduction(eqn: Eqn) -> bool:
+    x = eqn.inputs[0]
+    return eqn.prim.name in _REDUCTIONS and isinstance(x, Var) and x.aval.dtype.kind in "fiu" \
+        and len(eqn.params["axes"]) == x.aval.ndim > 0
 
 
 def joins_as_reduction(eqn: Eqn, run: list[tuple[int, Eqn]]) -> bool:
     """A full reduction of a value the run computes: accumulate it inside the loop."""
-    if eqn.prim.name not in _REDUCTIONS or not isinstance(eqn.inputs[0], Var):
-        return False
-    x = eqn.inputs[0]
-    return (len(eqn.params["axes"]) == x.aval.ndim and x.aval.dtype.kind in "fiu"
-            and x.aval.shape == run[0][1].outputs[0].aval.shape
-            and any(e.outputs[0] is x for _, e in run))
+    return _full_reduction(eqn) and eqn.inputs[0].aval.shape == run_shape(run) and \
+        any(e.outputs[0] is eqn.inputs[0] for _, e in run)
+
+
+# A full reduction of an array defined before the run takes blocks from this size on
+# (below it, one sequential loop is fast enough and compiles in fewer statements).
+STANDALONE_MIN = 1 << 15
+
+
+def starts_reduction(eqn: Eqn) -> bool:
+    """A full reduction of a large array defined before: a run of its own, in blocks."""
+    return _full_reduction(eqn) and eqn.inputs[0].aval.size >= STANDALONE_MIN
 
 
 def reads_reduction(eqn: Eqn, run: list[tuple[int, Eqn]]) -> bool:
@@ -38,11 +67,12 @@ def flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
     if not run:
         return
     last_index = run[-1][0]
-    shape = run[0][1].outputs[0].aval.shape
+    shape = run_shape(run)
     size = int(np.prod(shape))
     reductions = [eqn for _, eqn in run if eqn.prim.name in _REDUCTIONS]
-    run = [(i, eqn) for i, eqn in run if eqn.prim.name not in _REDUCTIONS]
-    stored = [eqn.outputs[0] for _, eqn in run if uses.get(id(eqn.outputs[0]), -1) > last_index]
+    elementwise = [(i, eqn) for i, eqn in run if eqn.prim.name not in _REDUCTIONS]
+    stored = [eqn.outputs[0] for _, eqn in elementwise
+              if uses.get(id(eqn.outputs[0]), -1) > last_index]
     flat: dict[int, str] = {}
     for v in stored:
         env[id(v)] = _output_buffer(builder, v, last_index)
@@ -51,35 +81,135 @@ def flush(builder: Builder, run: list[tuple[int, Eqn]], env: dict[int, str],
     for v in stored:
         flat[id(v)] = builder.fresh("f")
         builder.emit(f"{flat[id(v)]} = {builder.flat(env[id(v)], shape)}")
-    accumulators = [_start_accumulator(builder, eqn) for eqn in reductions]
-    i = builder.fresh("i")
-    builder.emit(f"for {i} in {_loop_range(builder, size, parallel_ok=not reductions)}:")
-    with builder.indented():
-        for name, src in loads:
+    body = _Body(elementwise, loads, stored, flat, local)
+    if reductions and size >= 2 * BLOCK:
+        results = _emit_blocks(builder, body, reductions, size)
+    else:
+        results = [_start_accumulator(builder, eqn) for eqn in reductions]
+        i = builder.fresh("i")
+        builder.emit(f"for {i} in {_loop_range(builder, size, parallel_ok=not reductions)}:")
+        with builder.indented():
+            body.emit(builder, i)
+            for acc, eqn in zip(results, reductions):
+                builder.emit(f"{acc} = {_accumulate(acc, local[id(eqn.inputs[0])], eqn.prim.name)}")
+    for result, eqn in zip(results, reductions):
+        env[id(eqn.outputs[0])] = result
+
+
+class _Body(NamedTuple):
+    """What one iteration of a fused loop does: load, compute, store."""
+    run: list[tuple[int, Eqn]]
+    loads: list[tuple[str, str]]
+    stored: list[Var]
+    flat: dict[int, str]
+    local: dict[int, Any]
+
+    def emit(self, builder: Builder, i: str) -> None:
+        for name, src in self.loads:
             builder.emit(f"{name} = {src}[{i}]")
-        for _, eqn in run:
-            _emit_fused(builder, eqn, local)
-        for v in stored:
-            builder.emit(f"{flat[id(v)]}[{i}] = {local[id(v)]}")
-        for acc, eqn in zip(accumulators, reductions):
-            builder.emit(f"{acc} = {_accumulate(acc, local[id(eqn.inputs[0])], eqn.prim.name)}")
-    for acc, eqn in zip(accumulators, reductions):
-        env[id(eqn.outputs[0])] = acc
+        for _, eqn in self.run:
+            _emit_fused(builder, eqn, self.local)
+        for v in self.stored:
+            builder.emit(f"{self.flat[id(v)]}[{i}] = {self.local[id(v)]}")
+
+
+def _emit_blocks(builder: Builder, body: _Body, reductions: list[Eqn], size: int) -> list[str]:
+    """The loop over blocks of BLOCK elements: each block computes its elements and
+    stages the values to reduce (a loop LLVM vectorizes: no loop-carried dependence),
+    then folds them into its partial results; the partials, in block order, into the
+    results, which are returned. The same bits with one thread or many. float32 sums
+    accumulate in float64, as numpy's pairwise sums lose little more."""
+    blocks = -(-size // BLOCK)
+    dtypes = [_accumulator_dtype(eqn) for eqn in reductions]
+    parts = _fresh_arrays(builder, "part", blocks, dtypes)
+    # a reduction of an operand folds its flat view directly; others stage their values
+    views = {elem: view for elem, view in body.loads}
+    direct = [views.get(body.local.get(id(eqn.inputs[0]), "")) for eqn in reductions]
+    staged = [eqn for eqn, view in zip(reductions, direct) if view is None]
+    b, lo, n, j = (builder.fresh(p) for p in ("b", "lo", "n", "j"))
+    builder.emit(f"for {b} in {_loop_range(builder, size, parallel_ok=True, count=blocks)}:")
+    with builder.indented():
+        builder.emit(f"{lo} = {b} * {BLOCK}")
+        builder.emit(f"{n} = min({BLOCK}, {size} - {lo})")
+        rows = dict(zip(map(id, staged), _fresh_arrays(   # per block: any thread
+            builder, "row", BLOCK, [_accumulator_dtype(eqn) for eqn in staged])))
+        if body.run or body.stored or staged:
+            builder.emit(f"for {j} in range({n}):")
+            with builder.indented():
+                i = builder.fresh("i")
+                builder.emit(f"{i} = {lo} + {j}")
+                body.emit(builder, i)
+                for eqn in staged:
+                    builder.emit(f"{rows[id(eqn)]}[{j}] = {body.local[id(eqn.inputs[0])]}")
+        for part, view, eqn in zip(parts, direct, reductions):
+            fold = _emit_lanes_fold(builder, eqn, rows[id(eqn)], n) if view is None else \
+                _emit_lanes_fold(builder, eqn, view, n, offset=lo)
+            builder.emit(f"{part}[{b}] = {fold}")
+    results = []
+    for part, eqn in zip(parts, reductions):
+        total = _emit_lanes_fold(builder, eqn, part, blocks, lanes=1)
+        if _accumulator_dtype(eqn) != np_dtype(eqn.outputs[0].aval.dtype):
+            builder.emit(f"{total} = {np_dtype(eqn.outputs[0].aval.dtype)}({total})")
+        results.append(total)
+    return results
+
+
+def _accumulator_dtype(eqn: Eqn) -> str:
+    dtype = eqn.outputs[0].aval.dtype
+    return "np.float64" if eqn.prim.name == "reduce_sum" and dtype == np.float32 \
+        else np_dtype(dtype)
+
+
+def _fresh_arrays(builder: Builder, prefix: str, shape: Any, dtypes: list[str]) -> list[str]:
+    names = [builder.fresh(prefix) for _ in dtypes]
+    for name, dtype in zip(names, dtypes):
+        builder.emit(f"{name} = np.empty({shape}, {dtype})")
+    return names
+
+
+def _emit_lanes_fold(builder: Builder, eqn: Eqn, array: str, count: Any,
+                     offset: str = "", lanes: int = LANES) -> str:
+    """The fold of `array[offset:offset + count]` by `lanes` accumulators taking every
+    lanes-th element, then combined pairwise; the name of the result."""
+    at = f"{offset} + " if offset else ""
+    dtype = _accumulator_dtype(eqn)
+    accumulators = [_start_accumulator(builder, eqn, dtype) for _ in range(lanes)]
+    whole, k, e = builder.fresh("w"), builder.fresh("k"), builder.fresh("e")
+    builder.emit(f"{whole} = {count} - {count} % {lanes}")
+    builder.emit(f"for {k} in range(0, {whole}, {lanes}):")
+    with builder.indented():
+        for lane, acc in enumerate(accumulators):
+            builder.emit(f"{e} = {array}[{at}{k} + {lane}]")
+            builder.emit(f"{acc} = {_accumulate(acc, e, eqn.prim.name)}")
+    if lanes == 1:
+        return accumulators[0]
+    builder.emit(f"for {k} in range({whole}, {count}):")
+    with builder.indented():
+        builder.emit(f"{e} = {array}[{at}{k}]")
+        builder.emit(f"{accumulators[0]} = {_accumulate(accumulators[0], e, eqn.prim.name)}")
+    while len(accumulators) > 1:
+        for a, c in zip(accumulators[::2], accumulators[1::2]):
+            builder.emit(f"{a} = {_accumulate(a, c, eqn.prim.name)}")
+        accumulators = accumulators[::2]
+    return accumulators[0]
 
 
 PARALLEL_MIN = 1 << 17   # elements: below this, threads cost more than they save
 
 
-def _loop_range(builder: Builder, size: int, parallel_ok: bool) -> str:
-    """A `prange` over both cores for large fused loops (numba's own threads)."""
+def _loop_range(builder: Builder, size: int, parallel_ok: bool, count: int | None = None) -> str:
+    """A `prange` over both cores for large fused loops (numba's own threads), over
+    `count` iterations (default `size`)."""
     from fxgrad.config import config
+    count = size if count is None else count
     if parallel_ok and config.jit_parallel and size >= PARALLEL_MIN:
         builder.parallel = True
-        return f"numba.prange({size})"
-    return f"range({size})"
+        return f"numba.prange({count})"
+    return f"range({count})"
 
 
-def _start_accumulator(builder: Builder, eqn: Eqn) -> str:
+def _start_accumulator(builder: Builder, eqn: Eqn, as_dtype: str | None = None) -> str:
+    """A new accumulator holding the reduction's neutral element."""
     dtype = eqn.outputs[0].aval.dtype
     start: int | str
     if eqn.prim.name == "reduce_sum":
@@ -90,7 +220,7 @@ def _start_accumulator(builder: Builder, eqn: Eqn) -> str:
         info = np.iinfo(dtype)
         start = info.min if eqn.prim.name == "reduce_max" else info.max
     acc = builder.fresh("acc")
-    builder.emit(f"{acc} = {np_dtype(dtype)}({start})")
+    builder.emit(f"{acc} = {as_dtype or np_dtype(dtype)}({start})")
     return acc
 
 
@@ -112,15 +242,16 @@ def _output_buffer(builder: Builder, v: Var, last_index: int) -> str:
     return name
 
 
-def _loop_inputs(builder: Builder, run: list[tuple[int, Eqn]], local: dict[int, str],
+def _loop_inputs(builder: Builder, run: list[tuple[int, Eqn]], local: dict[int, Any],
                  flat: dict[int, str], shape: tuple[int, ...]) -> list[tuple[str, str]]:
     """Flat views of array operands defined outside the run; their per-element names."""
     produced = {id(eqn.outputs[0]) for _, eqn in run}
     loads = []
     for _, eqn in run:
         for a in eqn.inputs:
-            if isinstance(a, Var) and isinstance(local.get(id(a)), Fill):
-                local[id(a)] = local[id(a)].expr   # the same scalar at every element
+            fill = local.get(id(a)) if isinstance(a, Var) else None
+            if isinstance(fill, Fill):
+                local[id(a)] = fill.expr   # the same scalar at every element
                 produced.add(id(a))
             elif isinstance(a, Var) and a.aval.shape == shape and id(a) not in produced \
                     and id(a) not in flat:

@@ -267,7 +267,8 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
                raw: bool = False) -> list[Any]:
     """Emit statements computing `program`; return the names/exprs of its outputs
     (`Elems` stay unmaterialized with `raw`)."""
-    from fxgrad.jit.fusion import flush, joins_as_reduction, reads_reduction
+    from fxgrad.jit.fusion import flush, joins_as_reduction, reads_reduction, run_shape, \
+        starts_reduction
     env: dict[int, Any] = {id(v): n for v, n in zip(program.invars, in_names)}
     uses = _uses_after(program)
     run: list[tuple[int, Eqn]] = []
@@ -282,18 +283,14 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
             env[id(eqn.outputs[0])] = Fill(_read(builder, env, eqn.inputs[0]),
                                            eqn.outputs[0].aval)
             continue
-        if run and joins_as_reduction(eqn, run):
-            run.append((index, eqn))
-            continue
-        if _fusible(eqn) and (not run or run[0][1].outputs[0].aval.shape
-                              == eqn.outputs[0].aval.shape) and not reads_reduction(eqn, run):
+        loops = _fusible(eqn) or starts_reduction(eqn)
+        if run and (joins_as_reduction(eqn, run) or loops and not reads_reduction(eqn, run)
+                    and run_shape(run) == run_shape([(index, eqn)])):
             run.append((index, eqn))
             continue
         flush(builder, run, env, uses)
-        run = []
-        if _fusible(eqn):
-            run.append((index, eqn))
-        else:
+        run = [(index, eqn)] if loops else []
+        if not loops:
             _lower_eqn(builder, eqn, env)
     flush(builder, run, env, uses)
     if raw:
