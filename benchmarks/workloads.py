@@ -63,6 +63,26 @@ def p2_elementwise(quick: bool) -> Workload:
     return Workload("P2", f"elementwise grad, n={x.size}", lambda: f(x), hand, _jax(make_jax))
 
 
+def p2v_value_and_grad(quick: bool) -> Workload:
+    """Not an issue workload: P2's loss and gradient together, the usual training call
+    (the loss is a sum over the array, a reduction in the fused loop)."""
+    x = np.random.default_rng(0).standard_normal(10_000 if quick else 1_000_000)
+    loss = lambda x: fnp.sum(fnp.tanh(x) * fnp.sin(x) ** 2 + fnp.exp(-x * x))  # noqa: E731
+    f = fx.jit(fx.value_and_grad(loss))
+
+    def hand():
+        t, s, c, e = np.tanh(x), np.sin(x), np.cos(x), np.exp(-x * x)
+        return np.sum(t * s * s + e), (1 - t * t) * s * s + 2 * t * s * c - 2 * x * e
+
+    def make_jax():
+        g = jax.jit(jax.value_and_grad(
+            lambda x: jnp.sum(jnp.tanh(x) * jnp.sin(x) ** 2 + jnp.exp(-x * x))))
+        xj = jnp.asarray(x)
+        return lambda: g(xj)
+    return Workload("P2v", f"value_and_grad of P2's loss, n={x.size}", lambda: f(x), hand,
+                    _jax(make_jax))
+
+
 def _mlp_data(quick: bool) -> tuple[dict, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
     n_in, n_hidden, batch = (64, 32, 16) if quick else (784, 512, 128)
@@ -191,7 +211,7 @@ def p6_hessian(quick: bool) -> Workload:
     return Workload("P6", f"Hessian, n={n}", lambda: f(x, A), hand, _jax(make_jax))
 
 
-ALL = [p1_tiny, p2_elementwise, p3_mlp, p4_rnn, p5_ode, p6_hessian]
+ALL = [p1_tiny, p2_elementwise, p2v_value_and_grad, p3_mlp, p4_rnn, p5_ode, p6_hessian]
 
 # First-call code for C1, run in fresh processes: P2 and P5 at full size.
 FIRST_CALL = {
