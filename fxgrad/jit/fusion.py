@@ -7,11 +7,12 @@ are stored. Loops over at least PARALLEL_MIN elements run on all cores (numba's
 `prange`).
 
 A run with reductions over at least 2 * BLOCK elements (or a full reduction of an
-array of at least STANDALONE_MIN elements, a run of its own) is cut into blocks: each block computes its elements
-in a loop with no loop-carried dependence, which LLVM vectorizes, SIMD libm calls
-included, staging the values to reduce in a scratch row; LANES accumulators fold the
-row into the block's partial result, and the partials are folded the same way after
-the loop. Blocks run in parallel; the result does not depend on the thread count.
+array of at least STANDALONE_MIN elements, a run of its own) is cut into blocks: each
+block computes its elements in a loop with no loop-carried dependence, which LLVM
+vectorizes, SIMD libm calls included, staging the values to reduce in a scratch row;
+LANES accumulators fold the row into the block's partial result, and the partials are
+folded in block order after the loop. Blocks run in parallel; the result does not
+depend on the thread count.
 """
 from __future__ import annotations
 
