@@ -176,11 +176,12 @@ def _emit_lanes_fold(builder: Builder, eqn: Eqn, array: str, count: Any,
     dtype = _accumulator_dtype(eqn)
     accumulators = [_start_accumulator(builder, eqn, dtype) for _ in range(lanes)]
     whole, k, e = builder.fresh("w"), builder.fresh("k"), builder.fresh("e")
-    builder.emit(f"{whole} = {count} - {count} % {lanes}")
-    builder.emit(f"for {k} in range(0, {whole}, {lanes}):")
+    if lanes > 1:
+        builder.emit(f"{whole} = {count} - {count} % {lanes}")
+    builder.emit(f"for {k} in range(0, {whole if lanes > 1 else count}, {lanes}):")
     with builder.indented():
         for lane, acc in enumerate(accumulators):
-            builder.emit(f"{e} = {array}[{at}{k} + {lane}]")
+            builder.emit(f"{e} = {array}[{at}{k}{f' + {lane}' if lane else ''}]")
             builder.emit(f"{acc} = {_accumulate(acc, e, eqn.prim.name)}")
     if lanes == 1:
         return accumulators[0]

@@ -4,6 +4,8 @@ numpy's values (NaN included), the same bits with one thread or many, and float3
 as accurate as numpy's."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fxgrad as fx
 import fxgrad.numpy as fnp
@@ -96,3 +98,28 @@ def test_small_reductions_keep_one_loop():
     assert "part" not in fx.jit(fnp.max).lower(_data(STANDALONE - 1)).as_text()
     np.testing.assert_allclose(fx.jit(lambda x: fnp.sum(fnp.exp(x)))(x), np.sum(np.exp(x)),
                                rtol=1e-12)
+
+
+ELEMENTWISE = {"exp": fnp.exp, "sin": fnp.sin, "tanh": fnp.tanh, "square": lambda v: v * v,
+               "shift": lambda v: v - 0.5, "relu": lambda v: fnp.where(v > 0, v, 0.0)}
+FOLDS = {"sum": fnp.sum, "max": fnp.max, "min": fnp.min}
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(2 * BLOCK, 3 * BLOCK + 50),
+       st.lists(st.sampled_from(sorted(ELEMENTWISE)), min_size=1, max_size=4),
+       st.lists(st.sampled_from(sorted(FOLDS)), min_size=1, max_size=3),
+       st.booleans(), st.booleans())
+def test_random_blocked_loops_match_eager(size, chain, folds, keep_array, float32):
+    def f(x):
+        values = [x]
+        for name in chain:
+            values.append(ELEMENTWISE[name](values[-1]))
+        out = [FOLDS[name](values[1 + k % (len(values) - 1)]) for k, name in enumerate(folds)]
+        return (*out, values[-1] * 2.0) if keep_array else tuple(out)
+    x = _data(size, np.float32 if float32 else np.float64, seed=size)
+    got, want = fx.jit(f)(x), f(x)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=2e-5 if float32 else 1e-12,
+                                   atol=1e-4 if float32 else 1e-12)
