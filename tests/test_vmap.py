@@ -5,7 +5,7 @@ preservation, and a hypothesis property: vmap(f)(xs) equals stacking f over the
 examples for random compositions of fxgrad.numpy operations."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -322,11 +322,30 @@ def _composition(binary, names):
     return f
 
 
+def _well_conditioned(f, x, y, in_axes):
+    """Whether f amplifies a relative change of its inputs at most 20 times (measured in
+    float64 with a change of 1e-6): then float32 results that differ by a few roundings
+    (sums in another order) stay within the test's 1e-5. sin(exp(0.5 * 8)) amplifies
+    about 200 times."""
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    base = fx.vmap(f, in_axes=in_axes)(x64, y64)
+    bumped = fx.vmap(f, in_axes=in_axes)(x64 * (1 + 1e-6), y64 * (1 + 1e-6))
+    return bool(np.allclose(base, bumped, rtol=2e-5, atol=2e-5))
+
+
+_SUM_THEN_EXP = ("stack", ["add_total", "exp_half", "sin"],   # found by hypothesis
+                 np.moveaxis(np.full((2, 3), 1.125, np.float32), 0, 1), 1,
+                 np.moveaxis(np.full((2, 3), 1.1948172, np.float32), 0, -1), -1)
+
+
 @settings(max_examples=150, deadline=None, database=None)
 @given(vmap_problems())
+@example(_SUM_THEN_EXP)
 def test_vmap_equals_stacking_over_examples(problem):
     binary, names, x, x_axis, y, y_axis = problem
     f = _composition(binary, names)
+    if x.dtype == np.float32:   # float32 rounding differs by summation order: skip
+        assume(_well_conditioned(f, x, y, (x_axis, y_axis)))   # amplifying compositions
     out = fx.vmap(f, in_axes=(x_axis, y_axis))(x, y)
     xs = np.moveaxis(x, x_axis, 0)
     ys = [y] * len(xs) if y_axis is None else np.moveaxis(y, y_axis, 0)

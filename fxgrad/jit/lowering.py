@@ -248,6 +248,12 @@ def _is_fill(eqn: Eqn) -> bool:
         eqn.outputs[0].aval.shape != ()
 
 
+def _is_scalar(eqn: Eqn) -> bool:
+    """An elementwise equation on rank-0 values: one scalar statement."""
+    return eqn.outputs[0].aval.shape == () and isinstance(_rule(eqn), Elementwise) and \
+        all(a.aval.shape == () for a in eqn.inputs)
+
+
 def _rule(eqn: Eqn) -> Elementwise | Statement:
     rule = lowering_rules.get(eqn.prim)
     if rule is None:
@@ -267,32 +273,11 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
                raw: bool = False) -> list[Any]:
     """Emit statements computing `program`; return the names/exprs of its outputs
     (`Elems` stay unmaterialized with `raw`)."""
-    from fxgrad.jit.fusion import flush, joins_as_reduction, reads_reduction, run_shape, \
-        starts_reduction
     env: dict[int, Any] = {id(v): n for v, n in zip(program.invars, in_names)}
-    uses = _uses_after(program)
-    run: list[tuple[int, Eqn]] = []
+    lowering = _Lowering(builder, env, _uses_after(program))
     for index, eqn in enumerate(program.eqns):
-        if _scalar_form(builder, eqn, env, run, uses):
-            run = []
-            continue
-        if _is_fill(eqn):
-            if reads_reduction(eqn, run):   # the fill value is final after the loop
-                flush(builder, run, env, uses)
-                run = []
-            env[id(eqn.outputs[0])] = Fill(_read(builder, env, eqn.inputs[0]),
-                                           eqn.outputs[0].aval)
-            continue
-        loops = _fusible(eqn) or starts_reduction(eqn)
-        if run and (joins_as_reduction(eqn, run) or loops and not reads_reduction(eqn, run)
-                    and run_shape(run) == run_shape([(index, eqn)])):
-            run.append((index, eqn))
-            continue
-        flush(builder, run, env, uses)
-        run = [(index, eqn)] if loops else []
-        if not loops:
-            _lower_eqn(builder, eqn, env)
-    flush(builder, run, env, uses)
+        lowering.add(index, eqn)
+    lowering.flush()
     if raw:
         return [builder.literal(v) if isinstance(v, Literal) else
                 _read(builder, env, v) if isinstance(env[id(v)], Fill) else env[id(v)]
@@ -300,18 +285,70 @@ def lower_into(builder: Builder, program: Program, in_names: Sequence[Any],
     return [_read(builder, env, v) for v in program.outvars]
 
 
-def _scalar_form(builder: Builder, eqn: Eqn, env: dict[int, Any],
-                 run: list[tuple[int, Eqn]], uses: dict[int, int]) -> bool:
-    """Lower `eqn` on scalars (after flushing the pending fused run) if it has a scalar form."""
-    from fxgrad.jit import scalarize
-    from fxgrad.jit.fusion import flush
-    handler = scalarize.scalar_handler(eqn, lowering_rules, builder.scalar_limit)
-    if handler is None:
-        return False
-    flush(builder, run, env, uses)
-    run.clear()
-    scalarize.lower_scalarized(builder, eqn, env, handler)
-    return True
+class _Lowering:
+    """The equations of one program in order, elementwise ones gathered into the pending
+    fused run (fxgrad.jit.fusion). Small statements (scalar arithmetic, scalarized
+    small arrays, fills) that read one of the run's reductions, final only after its
+    loop, wait for the loop (`deferred`), so that equations after them that do not read
+    them still join the run; small statements that read nothing of the run are emitted
+    before its loop."""
+
+    def __init__(self, builder: Builder, env: dict[int, Any], uses: dict[int, int]):
+        self.builder, self.env, self.uses = builder, env, uses
+        self.run: list[tuple[int, Eqn]] = []
+        self.deferred: list[tuple[int, Eqn]] = []
+
+    def add(self, index: int, eqn: Eqn) -> None:
+        from fxgrad.jit import fusion, scalarize
+        late = self._late(eqn)
+        handler = scalarize.scalar_handler(eqn, lowering_rules, self.builder.scalar_limit)
+        if (handler is not None or _is_fill(eqn) or _is_scalar(eqn)) and late:
+            self.deferred.append((index, eqn))
+        elif handler is not None:
+            scalarize.lower_scalarized(self.builder, eqn, self.env, handler)
+        elif _is_scalar(eqn):
+            _lower_eqn(self.builder, eqn, self.env)
+        elif _is_fill(eqn):
+            self.env[id(eqn.outputs[0])] = Fill(_read(self.builder, self.env, eqn.inputs[0]),
+                                                eqn.outputs[0].aval)
+        elif self._joins(index, eqn, late):
+            self.run.append((index, eqn))
+        else:
+            self.flush()
+            if _fusible(eqn) or fusion.starts_reduction(eqn):
+                self.run = [(index, eqn)]
+            else:
+                _lower_eqn(self.builder, eqn, self.env)
+
+    def _late(self, eqn: Eqn) -> bool:
+        """Whether `eqn` reads a value known only after the pending run's loop: one of
+        its reductions, a statement waiting for it, or (not being elementwise) one of
+        its arrays."""
+        if not self.run:
+            return False
+        from fxgrad.jit.fusion import reads_reduction
+        waiting = {id(v) for _, e in self.deferred for v in e.outputs}
+        produced = {id(e.outputs[0]) for _, e in self.run}
+        return reads_reduction(eqn, self.run) or any(id(a) in waiting for a in eqn.inputs) \
+            or (not _fusible(eqn) and any(id(a) in produced for a in eqn.inputs))
+
+    def _joins(self, index: int, eqn: Eqn, late: bool) -> bool:
+        from fxgrad.jit.fusion import joins_as_reduction, run_shape, starts_reduction
+        if not self.run:
+            return False
+        if joins_as_reduction(eqn, self.run):
+            return True
+        loops = _fusible(eqn) or starts_reduction(eqn)
+        return loops and not late and run_shape(self.run) == run_shape([(index, eqn)])
+
+    def flush(self) -> None:
+        """Emit the pending run's loop, then the statements that waited for it."""
+        from fxgrad.jit.fusion import flush
+        flush(self.builder, self.run, self.env, self.uses)
+        self.run = []
+        deferred, self.deferred = self.deferred, []
+        for index, eqn in deferred:
+            self.add(index, eqn)
 
 
 def _uses_after(program: Program) -> dict[int, int]:

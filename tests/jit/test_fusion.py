@@ -123,3 +123,17 @@ def test_random_blocked_loops_match_eager(size, chain, folds, keep_array, float3
         assert g.dtype == w.dtype
         np.testing.assert_allclose(g, w, rtol=2e-5 if float32 else 1e-12,
                                    atol=1e-4 if float32 else 1e-12)
+
+
+def test_statements_on_a_reduction_wait_for_its_loop():
+    def f(x):
+        total = fnp.sum(fnp.exp(x))
+        scale = total * 2.0 + 1.0        # a scalar statement on the reduction: waits
+        y = fnp.sin(x)                   # reads nothing of it: joins the first loop
+        largest = fnp.max(y)
+        return y * scale, total, largest  # reads it: a second loop
+    x = _data(3 * BLOCK)
+    body = fx.jit(f).lower(x).as_text()
+    assert body.count("for b") == 1 and body.count("prange") == 0   # one blocked loop
+    for got, want in zip(fx.jit(f)(x), f(x)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
