@@ -96,7 +96,7 @@ def _reduction_batch(reduce_fn: Any) -> Any:
     return rule
 
 
-def _identity(kind: str, dtype: np.dtype) -> str:
+def identity_expr(kind: str, dtype: np.dtype) -> str:
     """The neutral element of a sum / max / min as a typed numba expression."""
     dt = np_dtype(dtype)
     if kind == "sum":
@@ -160,7 +160,7 @@ def _reduction_lowering(kind: str) -> Any:
 def _emit_without_folding(ctx: Any, kind: str, x: str) -> None:
     """An empty operand (identity everywhere) or only size-1 reduced axes (a reshape)."""
     if ctx.in_avals[0].size == 0:
-        _emit_filled(ctx, _identity(kind, ctx.out_aval.dtype))
+        _emit_filled(ctx, identity_expr(kind, ctx.out_aval.dtype))
     elif not ctx.out_aval.shape:
         ctx.emit(f"{ctx.outs[0]} = {x}.reshape(1)[0]")
     else:
@@ -199,7 +199,7 @@ def _emit_group_loops(ctx: Any, kind: str, x: str, groups: list[tuple[int, bool]
     written_once = inner_reduced and not any(reduced for _, reduced in groups[:-1])
     xg = _reshaped(ctx, x, ctx.in_avals[0].shape, tuple(n for n, _ in groups))
     rows = ctx.outs[0] if kept == out_shape else ctx.fresh("rows")
-    fill = f"np.empty({kept!r}" if written_once else f"np.full({kept!r}, {_identity(kind, dtype)}"
+    fill = f"np.empty({kept!r}" if written_once else f"np.full({kept!r}, {identity_expr(kind, dtype)}"
     ctx.emit(f"{rows} = {fill}, {np_dtype(dtype)})")
     with contextlib.ExitStack() as loops:
         index, kept_index = [], []
@@ -230,7 +230,7 @@ def _emit_row_fold(ctx: Any, kind: str, row: str, n: int) -> str:
     dtype = ctx.out_aval.dtype
     acc_dtype = np.dtype(np.float64) if kind == "sum" and dtype == np.float32 else dtype
     acc, j, element = ctx.fresh("acc"), ctx.fresh("j"), ctx.fresh("e")
-    ctx.emit(f"{acc} = {_identity(kind, acc_dtype)}")
+    ctx.emit(f"{acc} = {identity_expr(kind, acc_dtype)}")
     ctx.emit(f"for {j} in range({n}):")
     with ctx.indented():
         ctx.emit(f"{element} = {row}{j}]")

@@ -121,7 +121,7 @@ def _emit_blocks(builder: Builder, body: _Body, reductions: list[Eqn], size: int
     results, which are returned. The same bits with one thread or many. float32 sums
     accumulate in float64, as numpy's pairwise sums lose little more."""
     blocks = -(-size // BLOCK)
-    dtypes = [_accumulator_dtype(eqn) for eqn in reductions]
+    dtypes = [np_dtype(_accumulator_dtype(eqn)) for eqn in reductions]
     parts = _fresh_arrays(builder, "part", blocks, dtypes)
     # a reduction of an operand folds its flat view directly; others stage their values
     views = {elem: view for elem, view in body.loads}
@@ -133,7 +133,7 @@ def _emit_blocks(builder: Builder, body: _Body, reductions: list[Eqn], size: int
         builder.emit(f"{lo} = {b} * {BLOCK}")
         builder.emit(f"{n} = min({BLOCK}, {size} - {lo})")
         rows = dict(zip(map(id, staged), _fresh_arrays(   # per block: any thread
-            builder, "row", BLOCK, [_accumulator_dtype(eqn) for eqn in staged])))
+            builder, "row", BLOCK, [d for d, view in zip(dtypes, direct) if view is None])))
         if body.run or body.stored or staged:
             builder.emit(f"for {j} in range({n}):")
             with builder.indented():
@@ -149,16 +149,16 @@ def _emit_blocks(builder: Builder, body: _Body, reductions: list[Eqn], size: int
     results = []
     for part, eqn in zip(parts, reductions):
         total = _emit_lanes_fold(builder, eqn, part, blocks, lanes=1)
-        if _accumulator_dtype(eqn) != np_dtype(eqn.outputs[0].aval.dtype):
+        if _accumulator_dtype(eqn) != eqn.outputs[0].aval.dtype:
             builder.emit(f"{total} = {np_dtype(eqn.outputs[0].aval.dtype)}({total})")
         results.append(total)
     return results
 
 
-def _accumulator_dtype(eqn: Eqn) -> str:
+def _accumulator_dtype(eqn: Eqn) -> np.dtype:
     dtype = eqn.outputs[0].aval.dtype
-    return "np.float64" if eqn.prim.name == "reduce_sum" and dtype == np.float32 \
-        else np_dtype(dtype)
+    return np.dtype(np.float64) if eqn.prim.name == "reduce_sum" and dtype == np.float32 \
+        else dtype
 
 
 def _fresh_arrays(builder: Builder, prefix: str, shape: Any, dtypes: list[str]) -> list[str]:
@@ -210,19 +210,12 @@ def _loop_range(builder: Builder, size: int, parallel_ok: bool, count: int | Non
     return f"range({count})"
 
 
-def _start_accumulator(builder: Builder, eqn: Eqn, as_dtype: str | None = None) -> str:
+def _start_accumulator(builder: Builder, eqn: Eqn, as_dtype: np.dtype | None = None) -> str:
     """A new accumulator holding the reduction's neutral element."""
-    dtype = eqn.outputs[0].aval.dtype
-    start: int | str
-    if eqn.prim.name == "reduce_sum":
-        start = 0
-    elif dtype.kind == "f":
-        start = "-np.inf" if eqn.prim.name == "reduce_max" else "np.inf"
-    else:
-        info = np.iinfo(dtype)
-        start = info.min if eqn.prim.name == "reduce_max" else info.max
+    from fxgrad.primitives.reduce import identity_expr
+    kind = eqn.prim.name.removeprefix("reduce_")
     acc = builder.fresh("acc")
-    builder.emit(f"{acc} = {as_dtype or np_dtype(dtype)}({start})")
+    builder.emit(f"{acc} = {identity_expr(kind, as_dtype or eqn.outputs[0].aval.dtype)}")
     return acc
 
 

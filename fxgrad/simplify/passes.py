@@ -37,6 +37,12 @@ program_rewrites: list[Callable[[Program], Program | None]] = []
 _FOLD_LIMIT = 64  # never fold into arrays larger than this many elements
 
 
+def uniform_value(value: Any) -> Any:
+    """The one value every element of `value` has, else None (also for no elements)."""
+    flat = np.ravel(value)
+    return flat[0] if flat.size and np.all(flat == flat[0]) else None
+
+
 def _key(atom: Atom) -> Any:
     if isinstance(atom, Literal):
         return ("lit", atom.val.dtype.str, atom.val.item())
@@ -153,8 +159,7 @@ class Rewriter:
         """The single value every element of `atom` is known to have, else None."""
         value = self.value(atom)
         if value is not None:
-            flat = np.ravel(value)
-            return flat[0] if flat.size and np.all(flat == flat[0]) else None
+            return uniform_value(value)
         eqn = self.producer(atom)
         if eqn is not None and eqn.prim.name == "broadcast_in_dim":
             return self.scalar(eqn.inputs[0])
@@ -273,9 +278,10 @@ def _broadcast_uniform_consts(program: Program, consts: list[Any], log: list[str
     kept: list[tuple[Var, Any]] = []
     fills: list[Eqn] = []
     for var, value in zip(program.invars[:k], consts):
-        if isinstance(value, np.ndarray) and value.size > _FOLD_LIMIT and \
-                np.all(value == value.flat[0]):
-            fill = Literal(value.flat[0])
+        fill_value = uniform_value(value) if isinstance(value, np.ndarray) and \
+            value.size > _FOLD_LIMIT else None
+        if fill_value is not None:
+            fill = Literal(fill_value)
             fills.append(Eqn(broadcast_in_dim_p, [fill],
                              {"shape": value.shape, "broadcast_dimensions": ()}, [var]))
             if log is not None:
